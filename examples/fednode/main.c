@@ -1,0 +1,129 @@
+/*
+ * fednode: the command-line host of libfednode.
+ *
+ *   fednode [--verbose] COMMAND [ARGS...]
+ *   fednode COMMAND --help
+ *
+ * Written as an example host program: CC0 (see examples/COPYING).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fednode/fednode.h>
+
+#include "cli.h"
+
+static const struct cli_command commands[] = {
+	{ "version", "print the tool and library versions",
+	  "usage: fednode version\n\n"
+	  "Prints the version of the fednode tool and of the libfednode it runs on.\n",
+	  cmd_version },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static int verbosity = FDN_LOG_WARN;
+
+static void print_usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out,
+		"usage: fednode [--verbose|-v]... COMMAND [ARGS...]\n"
+		"       fednode COMMAND --help\n\n"
+		"The local node of a federated-learning network for medical imaging.\n\n"
+		"Commands:\n");
+	for (i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nLibrary messages go to stderr; -v shows information, -vv debugging.\n");
+}
+
+static void log_to_stderr(fdn_log_level level, const char *module,
+	const char *message, void *payload)
+{
+	static const char *names[] = { "", "error", "warning", "info", "debug" };
+
+	(void)payload;
+	fprintf(stderr, "fednode: %s: [%s] %s\n",
+		level <= FDN_LOG_DEBUG ? names[level] : "?", module, message);
+}
+
+int cli_fail(const char *what, int rc)
+{
+	const fdn_error *e = fdn_error_last();
+
+	fprintf(stderr, "fednode: %s: %s (%s)\n", what,
+		e->code == rc ? e->message : fdn_strerror((fdn_error_code)rc),
+		fdn_strerror((fdn_error_code)rc));
+	return CLI_FAILED;
+}
+
+static int wants_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	fdn_init_options opts = FDN_INIT_OPTIONS_INIT;
+	const struct cli_command *cmd = NULL;
+	size_t i;
+	int argi = 1, rc, help, major, minor;
+
+	for (; argi < argc && argv[argi][0] == '-'; argi++) {
+		if (!strcmp(argv[argi], "--help") || !strcmp(argv[argi], "-h")) {
+			print_usage(stdout);
+			return CLI_OK;
+		} else if (!strcmp(argv[argi], "--verbose") || !strcmp(argv[argi], "-v")) {
+			verbosity = verbosity < FDN_LOG_DEBUG ? verbosity + 1 : verbosity;
+		} else if (!strcmp(argv[argi], "-vv")) {
+			verbosity = FDN_LOG_DEBUG;
+		} else {
+			fprintf(stderr, "fednode: unknown option '%s'\n\n", argv[argi]);
+			print_usage(stderr);
+			return CLI_USAGE;
+		}
+	}
+	if (argi >= argc) {
+		print_usage(stderr);
+		return CLI_USAGE;
+	}
+	/* "fednode help COMMAND" is "fednode COMMAND --help". */
+	help = !strcmp(argv[argi], "help");
+	if (help && ++argi >= argc) {
+		print_usage(stdout);
+		return CLI_OK;
+	}
+	for (i = 0; i < N_COMMANDS; i++)
+		if (!strcmp(argv[argi], commands[i].name))
+			cmd = &commands[i];
+	if (!cmd) {
+		fprintf(stderr, "fednode: unknown command '%s'\n\n", argv[argi]);
+		print_usage(stderr);
+		return CLI_USAGE;
+	}
+	if (help || wants_help(argc - argi, argv + argi)) {
+		fputs(cmd->usage, stdout);
+		return CLI_OK;
+	}
+
+	fdn_version(&major, &minor, NULL);
+	if (major != FDN_VERSION_MAJOR || minor < FDN_VERSION_MINOR) {
+		fprintf(stderr, "fednode: built for libfednode %s but runs on %s\n",
+			FDN_VERSION_STRING, fdn_version_string());
+		return CLI_FAILED;
+	}
+	opts.log_cb = log_to_stderr;
+	opts.log_level = verbosity;
+	if ((rc = fdn_init_opts(&opts)) != 0)
+		return cli_fail("cannot initialise libfednode", rc);
+	rc = cmd->run(argc - argi, argv + argi);
+	fdn_shutdown();
+	return rc;
+}

@@ -1,0 +1,15 @@
+/*
+ * libfednode: the umbrella header.
+ *
+ * Copyright the libfednode authors. SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef FEDNODE_H
+#define FEDNODE_H
+
+/** @file fednode/fednode.h
+ *  @brief Includes every public module header. */
+
+#include "fednode/common.h"
+#include "fednode/version.h"
+
+#endif
