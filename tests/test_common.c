@@ -358,6 +358,25 @@ static void test_buf_dispose(void **state)
 	assert_int_equal(b.reserved, 0);
 }
 
+static void test_buf_set(void **state)
+{
+	fdn_buf b = FDN_BUF_INIT;
+
+	(void)state;
+	assert_int_equal(fdn_buf_set(NULL, "x", 1), FDN_EINVALID);
+	assert_int_equal(fdn_buf_set(&b, NULL, 3), FDN_EINVALID);
+	assert_int_equal(fdn_buf_set(&b, "hello", 5), 0);
+	assert_int_equal(b.size, 5);
+	assert_string_equal(b.ptr, "hello");
+	/* From its own content: the copy is taken before the old is freed. */
+	assert_int_equal(fdn_buf_set(&b, b.ptr + 1, 3), 0);
+	assert_string_equal(b.ptr, "ell");
+	assert_int_equal(fdn_buf_set(&b, NULL, 0), 0);
+	assert_int_equal(b.size, 0);
+	assert_string_equal(b.ptr, "");
+	fdn_buf_dispose(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +392,7 @@ int main(void)
 		cmocka_unit_test(test_log_callback),
 		cmocka_unit_test(test_cancel_token),
 		cmocka_unit_test(test_buf_dispose),
+		cmocka_unit_test(test_buf_set),
 	};
 
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);

@@ -21,5 +21,7 @@ struct cli_command {
 int cli_fail(const char *what, int rc);
 
 int cmd_version(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 #endif

@@ -19,6 +19,37 @@ static const struct cli_command commands[] = {
 	  "usage: fednode version\n\n"
 	  "Prints the version of the fednode tool and of the libfednode it runs on.\n",
 	  cmd_version },
+	{ "dump", "print every element of a DICOM file, or its DICOM JSON",
+	  "usage: fednode dump [--json] [--header-only] FILE\n\n"
+	  "Prints every element of the DICOM file FILE, sequences included (their\n"
+	  "items indented), one per line: tag, VR, keyword, value, and after '#'\n"
+	  "the value multiplicity and length.  Text is shown in UTF-8 between [ ],\n"
+	  "cut after 64 characters; binary values as their first 16 bytes in hex\n"
+	  "and their length.\n\n"
+	  "Options:\n"
+	  "  --json         print the dataset in the DICOM JSON Model (PS3.18 F.2)\n"
+	  "                 instead; binary values are base64 (InlineBinary)\n"
+	  "  --header-only  do not read the Pixel Data (faster for large images)\n\n"
+	  "Exit status: 0 success, 1 the file cannot be read or a value cannot be\n"
+	  "decoded (it is shown as <error: ...>), 2 bad usage.\n",
+	  cmd_dump },
+	{ "scan", "find the DICOM files under a folder and summarise them",
+	  "usage: fednode scan [--workers N] [--full] [--quiet] DIR\n\n"
+	  "Reads every file under DIR (following symbolic links) as DICOM and\n"
+	  "prints the number of patients (distinct Patient IDs), studies, series\n"
+	  "and instances per modality, the files that are not DICOM, the files\n"
+	  "that could not be read with the reason (the first 20), and the speed.\n"
+	  "While it runs, a progress line is shown on stderr when stderr is a\n"
+	  "terminal.  Ctrl-C stops the scan and prints what was found so far\n"
+	  "(exit status 130); a second Ctrl-C ends the program at once.\n\n"
+	  "Options:\n"
+	  "  --workers N  parsing threads (default 0: one per processor)\n"
+	  "  --full       read whole files, Pixel Data included, so that errors\n"
+	  "               in it are found too (default: stop before Pixel Data)\n"
+	  "  --quiet      no progress line\n\n"
+	  "Exit status: 0 the scan finished (even if some files could not be\n"
+	  "read), 1 DIR cannot be scanned, 2 bad usage, 130 interrupted.\n",
+	  cmd_scan },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -142,6 +142,15 @@ typedef struct fdn_buf {
 /** Frees the memory of @p buf and resets it to ::FDN_BUF_INIT.  NULL is a no-op. */
 FDN_EXTERN(void) fdn_buf_dispose(fdn_buf *buf);
 
+/**
+ * Replaces the content of @p buf with a copy of @p size bytes at @p data
+ * (NUL-terminated, in library memory).  This is how a host callback hands
+ * text back to the library (e.g. ::fdn_deid_clean_cb).
+ * @return 0, FDN_EINVALID (NULL @p buf, or NULL @p data with a size),
+ *         FDN_ERROR (out of memory; @p buf is then unchanged).
+ */
+FDN_EXTERN(int) fdn_buf_set(fdn_buf *buf, const void *data, size_t size);
+
 /** @} */
 
 /* ------------------------------------------------------------------ */

@@ -19,6 +19,21 @@ void fdn_buf_dispose(fdn_buf *buf)
 	buf->reserved = 0;
 }
 
+int fdn_buf_set(fdn_buf *buf, const void *data, size_t size)
+{
+	fdn_buf copy = FDN_BUF_INIT;
+	int rc;
+
+	FDN__CHECK_ARG(buf, "buf");
+	FDN__CHECK_ARG(data || size == 0, "data");
+	/* Into a fresh buffer first: @p data may point into @p buf. */
+	if ((rc = fdn_buf__put(&copy, size ? data : "", size)) != 0)
+		return rc;
+	fdn_buf_dispose(buf);
+	*buf = copy;
+	return 0;
+}
+
 int fdn_buf__grow(fdn_buf *buf, size_t extra)
 {
 	size_t need, cap;

@@ -85,6 +85,32 @@ void fdn_buf__clear(fdn_buf *buf);
 /* 0, or FDN_ECANCELLED with the error set when @p token was signalled. */
 int fdn__cancel_check(const fdn_cancel *token);
 
+/* --- files ------------------------------------------------------------ */
+/* Writes all of @p data (retrying short writes and EINTR). */
+int fdn__write_all(int fd, const void *data, size_t len, const char *what);
+/* Reads up to @p len bytes at @p offset; *got < len only at end of file. */
+int fdn__pread_all(int fd, void *data, size_t len, uint64_t offset,
+	size_t *got, const char *what);
+/* fsync of the folder holding @p path (makes a rename durable). */
+int fdn__fsync_dir(const char *path);
+
+/* Atomic replacement of a file: open, write, then commit or abort. */
+typedef struct fdn_atomic_file {
+	int fd;
+	char tmp_path[4096 + 32];
+	char final_path[4096 + 32];
+} fdn_atomic_file;
+/* Creates the temporary file next to @p path (mode 0666 & ~umask). */
+int fdn__atomic_open(fdn_atomic_file *af, const char *path);
+/* The same with an explicit mode (0600 for key files). */
+int fdn__atomic_open_mode(fdn_atomic_file *af, const char *path, unsigned int mode);
+int fdn__atomic_write(fdn_atomic_file *af, const void *data, size_t len);
+/* fsync, close, rename over the final name, fsync the folder.  On failure
+ * the temporary file is removed and the final name is untouched. */
+int fdn__atomic_commit(fdn_atomic_file *af);
+/* Closes and removes the temporary file; safe after a failed commit. */
+void fdn__atomic_abort(fdn_atomic_file *af);
+
 /* --- clock --------------------------------------------------------------- */
 double fdn__monotonic_seconds(void);
 
@@ -92,6 +118,7 @@ double fdn__monotonic_seconds(void);
 void fdn_dicom__trace_install(void);
 void fdn_dicom__trace_uninstall(void);
 const char *fdn_dicom__gdcm_version(void);
+void fdn_dicom__gdcm_setup(void);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,7 @@ static int first_init(const fdn_init_options *opts)
 			"libsodium could not be initialised");
 	}
 	fdn_dicom__trace_install();
+	fdn_dicom__gdcm_setup();
 	return 0;
 }
 

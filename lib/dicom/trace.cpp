@@ -16,6 +16,8 @@
 
 namespace {
 
+thread_local std::string last_gdcm_error;
+
 /*
  * GDCM writes one diagnostic as "Warning: In FILE, line N, function F\n
  * MESSAGE\n\n" followed by std::endl.  The buffer has no put area, so
@@ -93,6 +95,8 @@ private:
 				c = ' ';
 		if (!where.empty())
 			body += " (" + where + ")";
+		if (level_ == FDN_LOG_ERROR)
+			last_gdcm_error = body;
 		fdn_log__emit(level_, "gdcm", body.c_str());
 	}
 
@@ -110,6 +114,20 @@ struct Bridge {
 Bridge *bridge;
 
 } // namespace
+
+namespace fdn {
+
+void gdcm_error_clear()
+{
+	last_gdcm_error.clear();
+}
+
+const std::string &gdcm_error_last()
+{
+	return last_gdcm_error;
+}
+
+} // namespace fdn
 
 extern "C" void fdn_dicom__trace_install(void)
 {

@@ -1,6 +1,17 @@
-"""The fednode command-line tool: subcommand framework and `version`."""
+"""The fednode command-line tool: subcommand framework, `version`, `dump`
+(text and DICOM JSON, cross-checked with pydicom's to_json_dict()) and
+`scan` (summary counts, error listing, progress on a terminal, Ctrl-C)."""
+import base64
+import json
 import os
+import pty
+import re
+import select
+import shutil
+import signal
+import struct
 import subprocess
+import time
 
 import pytest
 
@@ -65,3 +76,593 @@ def test_verbose_shows_library_log():
 def test_extra_argument_refused():
     r = run("version", "extra")
     assert r.returncode == 2 and "unexpected argument" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# DICOM files for `dump` and `scan`, written with pydicom.
+
+try:
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian,
+                             ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+except ImportError:  # the version and help tests still run
+    pydicom = None
+
+needs_pydicom = pytest.mark.skipif(pydicom is None, reason="pydicom not installed")
+
+UID_ROOT = "1.2.826.0.1.3680043.2.1125.88."
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+YAMADA = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+LONG_TEXT = "0123456789" * 10
+
+
+def save(ds, path, ts=None):
+    """Writes @ds as a Part 10 file in transfer syntax @ts."""
+    ts = ts or ExplicitVRLittleEndian
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ts
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.is_little_endian = ts != ExplicitVRBigEndian
+    ds.is_implicit_VR = ts == ImplicitVRLittleEndian
+    ds.save_as(str(path), write_like_original=False)
+    return path
+
+
+def rich_dataset():
+    """One element of most VRs, PN with three groups, nested sequences,
+    empty values, multi-values, private elements and Pixel Data."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SOPClassUID = CT_IMAGE
+    ds.SOPInstanceUID = UID_ROOT + "1.1.1"
+    ds.StudyDate = "20240131"
+    ds.StudyTime = "120000.5"
+    ds.AccessionNumber = ""
+    ds.Modality = "CT"
+    ds.RetrieveAETitle = "STORESCP"
+    ds.ReferringPhysicianName = "Müller^Hans^^Dr."
+    ds.NameOfPhysiciansReadingStudy = ["Doe^John", "Roe^Jane"]
+    ds.PatientName = YAMADA
+    ds.PatientID = "PID-1"
+    ds.PatientAge = "061Y"
+    ds.PatientOrientation = ["A", "", "F"]
+    ds.StudyInstanceUID = UID_ROOT + "1"
+    ds.SeriesInstanceUID = UID_ROOT + "1.1"
+    ds.InstanceNumber = "12"
+    ds.ReferencedFrameNumber = [1, 2, 3]
+    ds.SliceThickness = "0.6"
+    ds.PixelSpacing = [0.5, 0.625]
+    ds.RescaleIntercept = "-1024"
+    ds.ImageComments = "first line\r\nsecond line"
+    ds.AdditionalPatientHistory = LONG_TEXT
+    ds.DerivationDescription = "C:\\one\\value"
+    ds.FrameIncrementPointer = 0x00181063
+    ds.Rows = 2
+    ds.Columns = 2
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    code = Dataset()
+    code.CodeValue = "121320"
+    code.CodingSchemeDesignator = "DCM"
+    code.CodeMeaning = "Uncompressed predecessor"
+    source = Dataset()
+    source.ReferencedSOPClassUID = CT_IMAGE
+    source.ReferencedSOPInstanceUID = UID_ROOT + "9"
+    source.PurposeOfReferenceCodeSequence = Sequence([code])
+    ds.SourceImageSequence = Sequence([source, Dataset()])
+    ds.ReferencedImageSequence = Sequence([])
+    ds.add_new(0x00290010, "LO", "FEDNODE TEST")
+    ds.add_new(0x00291001, "OB", bytes(range(40)))
+    ds.add_new(0x00291002, "FL", [1.5, 0.1])
+    ds.add_new(0x00291003, "FD", [0.1 + 0.2, -1e-300])
+    ds.add_new(0x00291004, "SS", [-32768, 32767])
+    ds.add_new(0x00291005, "UL", [0, 4294967295])
+    ds.add_new(0x00291006, "SL", [-2147483648, 7])
+    ds.add_new(0x00291007, "UV", [1, 2 ** 60])
+    ds.add_new(0x00291008, "SV", [-(2 ** 62), -5])
+    ds.add_new(0x00291009, "OF", b"\x00\x00\x80\x3f")
+    ds.PixelData = b"\x00\x00\x01\x00\x02\x00\x03\x00"
+    ds["PixelData"].VR = "OW"
+    return ds
+
+
+def instance(patient, study, series, number, modality="CT"):
+    ds = Dataset()
+    ds.SOPClassUID = CT_IMAGE
+    ds.SOPInstanceUID = f"{UID_ROOT}{study}.{series}.{number}"
+    ds.PatientID = patient
+    ds.PatientName = f"Patient^{patient}"
+    ds.StudyInstanceUID = f"{UID_ROOT}{study}"
+    ds.SeriesInstanceUID = f"{UID_ROOT}{study}.{series}"
+    ds.InstanceNumber = number
+    if modality:
+        ds.Modality = modality
+    return ds
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    if pydicom is None:
+        pytest.skip("pydicom not installed")
+    d = tmp_path_factory.mktemp("dicom")
+    paths = {ts: save(rich_dataset(), d / f"rich-{ts}.dcm", ts) for ts in (
+        ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
+        DeflatedExplicitVRLittleEndian)}
+    paths["rich"] = paths[ExplicitVRLittleEndian]
+    (d / "text.txt").write_text("hello, this is not DICOM at all\n")
+    paths["text"] = d / "text.txt"
+    # Text not valid in the declared character set (UTF-8).
+    bad = rich_dataset()
+    bad.PatientID = "badXY"
+    raw = save(bad, d / "tmp.dcm").read_bytes().replace(b"badXY", b"bad\xff\xfe")
+    (d / "bad-charset.dcm").write_bytes(raw)
+    paths["bad-charset"] = d / "bad-charset.dcm"
+    return paths
+
+
+def lines_with(text, needle):
+    return [line for line in text.splitlines() if needle in line]
+
+
+# ---------------------------------------------------------------------------
+# fednode dump
+
+
+def test_dump_text(files):
+    r = run("dump", str(files["rich"]))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    out = r.stdout
+    assert out.startswith(f"# File: {files['rich']}\n")
+    assert "# Transfer Syntax: 1.2.840.10008.1.2.1 (Explicit VR Little Endian)" in out
+    # One element per line: values never break the layout.
+    for line in out.splitlines():
+        assert line.startswith(("# ", "(")) or line.lstrip().startswith(("(", "item [")), line
+    [pn] = lines_with(out, "(0010,0010)")
+    assert pn.startswith("(0010,0010) PN PatientName ")
+    assert f"[{YAMADA}]" in pn and pn.endswith("# VM 1, 46 bytes")
+    assert "[ORIGINAL\\PRIMARY\\AXIAL]  # VM 3," in lines_with(out, "(0008,0008)")[0]
+    assert "(no value)  # VM 0, 0 bytes" in lines_with(out, "(0008,0050) SH AccessionNumber")[0]
+    assert "[first line\\r\\nsecond line]" in lines_with(out, "(0020,4000)")[0]
+    # Long text is cut, the length still says it all.
+    [lt] = lines_with(out, "(0010,21B0)")
+    assert f"[{LONG_TEXT[:64]}...]" in lt and lt.endswith("# VM 1, 100 bytes")
+    # Binary: the first bytes in hex and the length.
+    [ob] = lines_with(out, "(0029,1001)")
+    assert ob.startswith("(0029,1001) OB (private) ")
+    assert "00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f ... (40 bytes)" in ob
+    assert "[FEDNODE TEST]" in lines_with(out, "(0029,0010) LO PrivateCreator")[0]
+    assert "00 00 01 00 02 00 03 00 (8 bytes)" in lines_with(out, "(7FE0,0010) OW PixelData")[0]
+    assert "[1\\1152921504606846976]" in lines_with(out, "(0029,1007) UV")[0]
+
+
+def test_dump_text_nests_sequences(files):
+    out = run("dump", str(files["rich"])).stdout.splitlines()
+    start = out.index(next(l for l in out if l.startswith("(0008,2112) SQ SourceImageSequence")))
+    assert "(2 items)" in out[start]
+    assert out[start + 1] == "  item [0]"
+    assert out[start + 2].startswith("  (0008,1150) UI ReferencedSOPClassUID")
+    assert out[start + 4].startswith("  (0040,A170) SQ PurposeOfReferenceCodeSequence")
+    assert out[start + 5] == "    item [0]"
+    assert out[start + 6].startswith("    (0008,0100) SH CodeValue")
+    assert "[121320]" in out[start + 6]
+    assert out[start + 9] == "  item [1]"
+    assert out[start + 10].startswith("(0010,0010)")  # back at the top level
+    assert "(0 items)  # VM 0" in next(l for l in out if "ReferencedImageSequence" in l)
+
+
+def test_dump_header_only(files):
+    full = run("dump", str(files["rich"]))
+    head = run("dump", "--header-only", str(files["rich"]))
+    assert head.returncode == 0
+    assert "\n(7FE0,0010) OW PixelData" in full.stdout
+    assert "\n(7FE0,0010)" not in head.stdout
+    assert "# Header only" in head.stdout and "# Header only" not in full.stdout
+    assert "(0029,1009) OF" in head.stdout
+
+
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.2",
+                                "1.2.840.10008.1.2.1.99"])
+def test_dump_other_transfer_syntaxes(files, ts):
+    r = run("dump", str(files[ts]))
+    assert r.returncode == 0, r.stderr
+    assert f"# Transfer Syntax: {ts} (" in r.stdout
+    assert f"[{YAMADA}]" in r.stdout
+    assert "[121320]" in r.stdout
+
+
+def test_dump_json(files):
+    r = run("dump", "--json", str(files["rich"]))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('{\n  "00080005": {\n    "vr": "CS",')
+    doc = json.loads(r.stdout)
+    assert list(doc) == sorted(doc)
+    assert doc["00100010"] == {"vr": "PN", "Value": [{
+        "Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎",
+        "Phonetic": "やまだ^たろう"}]}
+    assert doc["00080050"] == {"vr": "SH"}
+    assert doc["00200020"]["Value"] == ["A", None, "F"]
+    assert doc["00180050"]["Value"] == [0.6]
+    assert doc["00081160"]["Value"] == [1, 2, 3]
+    assert doc["00082111"]["Value"] == ["C:\\one\\value"]
+    assert doc["00280009"]["Value"] == ["00181063"]
+    assert doc["00291002"]["Value"] == [1.5, 0.1]
+    assert doc["00291007"]["Value"] == [1, "1152921504606846976"]
+    assert doc["00291001"] == {
+        "vr": "OB", "InlineBinary": base64.b64encode(bytes(range(40))).decode()}
+    source = doc["00082112"]["Value"]
+    assert len(source) == 2 and source[1] == {}
+    code = source[0]["0040A170"]["Value"][0]
+    assert code["00080100"] == {"vr": "SH", "Value": ["121320"]}
+    assert doc["00081140"] == {"vr": "SQ"}
+
+
+def f32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+WORD_SIZE = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def comparable(doc, swap_words=False):
+    """A DICOM JSON document with the forms in which pydicom's
+    to_json_dict() and fdn_dataset_to_json() legitimately differ made
+    equal: group lengths (the model leaves them out, pydicom does not), an
+    empty sequence (no "Value" / "Value": []), an empty value among
+    several (null / ""), empty PN groups, UV/SV beyond 2^53 (strings /
+    numbers), FL (shortest decimal of the float / the float as a double),
+    and words of big-endian files (little endian / as stored)."""
+    out = {}
+    for key, attr in doc.items():
+        if key.endswith("0000"):
+            continue
+        attr = dict(attr)
+        vr = attr["vr"]
+        if vr == "SQ":
+            items = [comparable(item, swap_words) for item in attr.pop("Value", [])]
+            if items:
+                attr["Value"] = items
+        elif "Value" in attr:
+            attr["Value"] = [comparable_value(vr, v) for v in attr["Value"]]
+        elif swap_words and vr in WORD_SIZE and "InlineBinary" in attr:
+            raw, n = base64.b64decode(attr["InlineBinary"]), WORD_SIZE[vr]
+            raw = b"".join(raw[i:i + n][::-1] for i in range(0, len(raw), n))
+            attr["InlineBinary"] = base64.b64encode(raw).decode()
+        out[key] = attr
+    return out
+
+
+def comparable_value(vr, v):
+    if v == "" or v is None:
+        return None
+    if vr == "PN":
+        return {group: name for group, name in v.items() if name}
+    if vr in ("UV", "SV"):
+        return int(v)
+    if vr == "FL":
+        return f32(v)
+    return v
+
+
+@needs_pydicom
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2",
+                                "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"])
+def test_dump_json_matches_pydicom(files, ts):
+    r = run("dump", "--json", str(files[ts]))
+    assert r.returncode == 0, r.stderr
+    ours = json.loads(r.stdout)
+    theirs = pydicom.dcmread(str(files[ts])).to_json_dict()
+    big_endian = ts == "1.2.840.10008.1.2.2"
+    assert comparable(ours) == comparable(theirs, swap_words=big_endian)
+
+
+@needs_pydicom
+def test_dump_json_matches_pydicom_nested_and_names(tmp_path):
+    """Deeper nesting, several names per element, a private sequence."""
+    ds = instance("PID-7", 7, 1, 1)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.NameOfPhysiciansReadingStudy = ["Doe^John", "=山田^太郎", "Roe^Jane^^^=ロー=ろー"]
+    level = ds
+    for depth in range(4):
+        item = Dataset()
+        item.CodeValue = f"C{depth}"
+        item.CodeMeaning = f"level {depth} — ünïcode"
+        level.ConceptNameCodeSequence = Sequence([item, Dataset()])
+        level = item
+    private_item = Dataset()
+    private_item.add_new(0x00091010, "LO", "inside")
+    ds.add_new(0x00090010, "LO", "FEDNODE SQ")
+    ds.add_new(0x00091001, "SQ", Sequence([private_item]))
+    path = save(ds, tmp_path / "nested.dcm")
+    ours = json.loads(run("dump", "--json", str(path)).stdout)
+    assert comparable(ours) == comparable(pydicom.dcmread(str(path)).to_json_dict())
+    names = ours["00081060"]["Value"]
+    assert names[1] == {"Ideographic": "山田^太郎"}
+    assert names[2] == {"Alphabetic": "Roe^Jane^^^", "Ideographic": "ロー", "Phonetic": "ろー"}
+    deepest = ours
+    for depth in range(4):
+        deepest = deepest["0040A043"]["Value"][0]
+    assert deepest["00080100"]["Value"] == ["C3"]
+
+
+@needs_pydicom
+def test_dump_json_leaves_out_group_length(files, tmp_path):
+    raw = files["rich"].read_bytes()
+    at = raw.index(b"\x20\x00\x0d\x00UI")
+    raw = raw[:at] + b"\x20\x00\x00\x00UL\x04\x00" + struct.pack("<I", 0) + raw[at:]
+    path = tmp_path / "group-length.dcm"
+    path.write_bytes(raw)
+    assert "00200000" in pydicom.dcmread(str(path)).to_json_dict()
+    assert "00200000" not in json.loads(run("dump", "--json", str(path)).stdout)
+    assert "(0020,0000) UL GroupLength" in run("dump", str(path)).stdout
+
+
+@needs_pydicom
+def test_dump_encapsulated_pixel_data(tmp_path):
+    """Compressed Pixel Data is shown, not decoded; in JSON it has "vr" only,
+    as its fragments cannot be told apart through the library's API."""
+    from pydicom.encaps import encapsulate
+    ds = instance("PID-9", 9, 1, 1)
+    ds.PixelData = encapsulate([b"\xff\xd8frame-one\xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    path = save(ds, tmp_path / "jpeg.dcm", "1.2.840.10008.1.2.4.50")
+    r = run("dump", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "(JPEG Baseline)" in r.stdout
+    [pixels] = lines_with(r.stdout, "(7FE0,0010) OB PixelData")
+    assert "encapsulated: ff d8 66 72" in pixels and pixels.endswith("undefined length")
+    doc = json.loads(run("dump", "--json", str(path)).stdout)
+    assert doc["7FE00010"] == {"vr": "OB"}
+
+
+def test_dump_missing_file(tmp_path):
+    missing = tmp_path / "no-such-file.dcm"
+    for args in (("dump", str(missing)), ("dump", "--json", str(missing))):
+        r = run(*args)
+        assert r.returncode == 1
+        assert str(missing) in r.stderr and "not found" in r.stderr
+        assert r.stdout == ""
+
+
+def test_dump_not_dicom(files):
+    r = run("dump", str(files["text"]))
+    assert r.returncode == 1
+    assert "not a DICOM file" in r.stderr and str(files["text"]) in r.stderr
+
+
+def test_dump_bad_value_is_shown_and_fails(files):
+    r = run("dump", str(files["bad-charset"]))
+    assert r.returncode == 1
+    assert "<error: " in lines_with(r.stdout, "(0010,0020)")[0]
+    assert "[Yamada^Tarou" in r.stdout  # the rest is still shown
+    assert "1 value could not be read" in r.stderr
+    r = run("dump", "--json", str(files["bad-charset"]))
+    assert r.returncode == 1 and r.stdout == ""
+    assert "malformed data" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("dump",), "no FILE given"),
+    (("dump", "--jsn", "x.dcm"), "unknown option '--jsn'"),
+    (("dump", "a.dcm", "b.dcm"), "unexpected argument 'b.dcm'"),
+])
+def test_dump_usage_errors(args, message):
+    r = run(*args)
+    assert r.returncode == 2
+    assert message in r.stderr and "usage: fednode dump" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["dump", "scan"])
+def test_dump_and_scan_help(command):
+    for args in ((command, "--help"), ("help", command), (command, "-h", "whatever")):
+        r = run(*args)
+        assert r.returncode == 0
+        assert r.stdout.startswith(f"usage: fednode {command} ")
+    assert command in run("--help").stdout
+
+
+# ---------------------------------------------------------------------------
+# fednode scan
+
+# (folder, patient, study, series, instances, modality, transfer syntax)
+TREE = [
+    ("p1/st1/se1", "P1", 1, 1, 3, "CT", None),
+    ("p1/st1/se2", "P1", 1, 2, 2, "CT", "1.2.840.10008.1.2"),
+    ("p1/st2/se1", "P1", 2, 1, 2, "MR", None),
+    ("p2/st3/se1", "P2", 3, 1, 1, "CT", "1.2.840.10008.1.2.2"),
+    ("p3/st4/se1", "P3", 4, 1, 1, "SR", "1.2.840.10008.1.2.1.99"),
+    ("p4/st5/se1", "P4", 5, 1, 1, None, None),
+]
+# modality: (patients, studies, series, instances)
+EXPECTED = {
+    "(none)": (1, 1, 1, 1),
+    "CT": (2, 2, 3, 6),
+    "MR": (1, 1, 1, 2),
+    "SR": (1, 1, 1, 1),
+    "all": (4, 5, 6, 10),
+}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    if pydicom is None:
+        pytest.skip("pydicom not installed")
+    root = tmp_path_factory.mktemp("tree")
+    for folder, patient, study, series, count, modality, ts in TREE:
+        (root / folder).mkdir(parents=True)
+        for n in range(1, count + 1):
+            save(instance(patient, study, series, n, modality), root / folder / f"{n}.dcm", ts)
+    (root / "misc").mkdir()
+    (root / "misc" / "readme.txt").write_text("not DICOM\n")
+    (root / "misc" / "empty").write_bytes(b"")
+    whole = (root / "p1/st1/se1/1.dcm").read_bytes()
+    (root / "misc" / "cut.dcm").write_bytes(whole[:len(whole) - 7])
+    return root
+
+
+def table(out):
+    """The per-modality rows of the summary: {modality: (patients, ...)}."""
+    rows = {}
+    for line in out.split("  modality ")[1].split("\n\n")[0].splitlines()[1:]:
+        m = re.fullmatch(r"  (\S+) +(\d+) +(\d+) +(\d+) +(\d+)", line)
+        assert m, line
+        rows[m.group(1)] = tuple(int(g) for g in m.groups()[1:])
+    return rows
+
+
+def field(out, name):
+    m = re.search(rf"^  {name} +(\d+)", out, re.M)
+    assert m, name
+    return int(m.group(1))
+
+
+def test_scan_summary(tree):
+    r = run("scan", str(tree))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no progress line when stderr is not a terminal
+    out = r.stdout
+    assert out.startswith(f"Scan of {tree}\n")
+    assert field(out, "files examined") == 13
+    assert field(out, "DICOM instances") == 10
+    assert field(out, "not DICOM") == 2
+    assert field(out, "errors") == 1
+    assert re.search(r"^  elapsed +\d+\.\d\d s \(\d+ files/s\)$", out, re.M)
+    assert table(out) == EXPECTED
+    errors = out.split("Errors (1):\n")[1].splitlines()
+    assert len(errors) == 1
+    assert errors[0].startswith(f"  {tree / 'misc' / 'cut.dcm'}: ")
+    assert "offset" in errors[0]
+
+
+@pytest.mark.parametrize("args", [("--full",), ("--workers", "1"), ("--workers=3", "--quiet")])
+def test_scan_options_same_counts(tree, args):
+    r = run("scan", *args, str(tree))
+    assert r.returncode == 0, r.stderr
+    assert table(r.stdout) == EXPECTED
+    assert field(r.stdout, "errors") == 1
+
+
+def test_scan_lists_first_20_errors(tmp_path):
+    # A File Meta element whose length runs past the end of the file.
+    cut = b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\x00"
+    for i in range(25):
+        (tmp_path / f"bad{i:02}.dcm").write_bytes(cut)
+    r = run("scan", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert field(r.stdout, "errors") == 25
+    listed = r.stdout.split("Errors (25):\n")[1].splitlines()
+    assert len(listed) == 21
+    assert all(line.startswith(f"  {tmp_path}/bad") for line in listed[:20])
+    assert listed[20] == "  ... and 5 more"
+    assert "modality" not in r.stdout  # no instances, no table
+
+
+@pytest.mark.parametrize("args, message", [
+    (("scan",), "no DIR given"),
+    (("scan", "--workers", "many", "d"), "--workers needs a number"),
+    (("scan", "--workers"), "--workers needs a number"),
+    (("scan", "--workers=-1", "d"), "--workers needs a number"),
+    (("scan", "--fast", "d"), "unknown option '--fast'"),
+    (("scan", "d1", "d2"), "unexpected argument 'd2'"),
+])
+def test_scan_usage_errors(args, message):
+    r = run(*args)
+    assert r.returncode == 2
+    assert message in r.stderr and "usage: fednode scan" in r.stderr
+
+
+def test_scan_missing_folder(tmp_path):
+    r = run("scan", str(tmp_path / "nowhere"))
+    assert r.returncode == 1
+    assert str(tmp_path / "nowhere") in r.stderr and "not found" in r.stderr
+    assert r.stdout == ""
+
+
+def read_available(fd, timeout):
+    data = b""
+    while select.select([fd], [], [], timeout)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the other end is closed
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def interrupt_scan(one, big):
+    """Scans 40,000 copies of @one with stderr on a terminal, and sends
+    SIGINT once the progress line shows.  Returns stdout, what the
+    terminal received and the exit status."""
+    # Hard links: many files to read, next to nothing to write.
+    for i in range(40000):
+        os.link(one, big / f"{i}.dcm")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([CLI, "scan", "--workers", "1", str(big)],
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen, deadline = b"", time.monotonic() + 60
+    while b"files/s" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        seen += read_available(master, 0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    seen += read_available(master, 0.5)
+    os.close(master)
+    return out, seen, proc.returncode
+
+
+@needs_pydicom
+def test_scan_progress_and_ctrl_c(tree, tmp_path):
+    """On a terminal the progress line is drawn on stderr and erased; Ctrl-C
+    cancels the scan, prints the partial summary and exits with 130."""
+    big = tmp_path / "big"
+    big.mkdir()
+    try:
+        out, seen, returncode = interrupt_scan(tree / "p1/st1/se1/1.dcm", big)
+    finally:
+        shutil.rmtree(big)
+    assert b"files/s" in seen, seen
+    assert returncode == 130, (out, seen)
+    out = out.decode()
+    assert out.startswith(f"Scan of {big} (interrupted: partial results)\n")
+    done = field(out, "DICOM instances")
+    assert 0 < done < 40000
+    assert table(out)["CT"] == (1, 1, 1, done)
+    # The last progress line is erased before the closing message.
+    assert seen.rstrip().endswith(b"\r\x1b[Kfednode scan: interrupted")
+
+
+@needs_pydicom
+def test_scan_progress_on_terminal_is_erased(tree):
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([CLI, "scan", str(tree)], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=60)
+    seen = read_available(master, 0.5)
+    os.close(master)
+    assert proc.returncode == 0
+    # The last call reports the whole walk: a full bar, then it is erased.
+    assert re.search(rb"\[#{24}\] 100%  13/13 files  [\d.]+ MB  \d+ files/s  1 error", seen), seen
+    assert seen.endswith(b"\r\x1b[K")
+    assert table(out.decode()) == EXPECTED
+    # --quiet: nothing on the terminal.
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([CLI, "scan", "--quiet", str(tree)], stdout=subprocess.PIPE,
+                            stderr=slave)
+    os.close(slave)
+    proc.communicate(timeout=60)
+    assert read_available(master, 0.5) == b""
+    os.close(master)
+
+
+# ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import atexit
 import ctypes
 import logging
 import weakref
+from collections import namedtuple
 
 from . import _lib
 from .errors import (AuthError, BufferTooSmallError, CancelledError,  # noqa: F401
@@ -20,7 +21,8 @@ from .errors import (AuthError, BufferTooSmallError, CancelledError,  # noqa: F4
 
 __all__ = [
     "version", "version_info", "strerror", "set_log_level", "init", "shutdown",
-    "CancelToken", "FednodeError", "NotFoundError", "InvalidError", "AuthError",
+    "CancelToken", "Progress", "Dataset", "Item", "scan", "tag_from_keyword",
+    "keyword_for_tag", "vr_for_tag", "FednodeError", "NotFoundError", "InvalidError", "AuthError",
     "CertError", "FednodeIOError", "CancelledError", "UserError",
     "BufferTooSmallError", "FormatError", "PHIError", "ConflictError",
     "UnsupportedError",
@@ -107,6 +109,19 @@ lib.fdn_init_opts(ctypes.byref(_opts))
 atexit.register(lib.fdn_shutdown)
 
 
+# --- progress ------------------------------------------------------------------
+
+
+class Progress(namedtuple("Progress", "stage items_done items_total bytes_done "
+                                      "bytes_total errors elapsed")):
+    """Progress of a long operation, as passed to ``on_progress`` callbacks."""
+
+    @classmethod
+    def from_c(cls, p):
+        return cls(p.stage.decode() if p.stage else "", p.items_done, p.items_total,
+                   p.bytes_done, p.bytes_total, p.errors, p.elapsed)
+
+
 # --- cancellation -----------------------------------------------------------
 
 class CancelToken:
@@ -147,3 +162,7 @@ class CancelToken:
 
     def __exit__(self, *exc):
         self.close()
+
+
+from .dicom import (Dataset, Item, keyword_for_tag, scan, tag_from_keyword,  # noqa: E402
+                    vr_for_tag)

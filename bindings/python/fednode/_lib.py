@@ -7,7 +7,7 @@ checks that this table covers exactly the symbols of lib/libfednode.map.
 import ctypes
 import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_int,
-                    c_size_t, c_uint, c_uint64, c_void_p)
+                    c_int64, c_size_t, c_uint, c_uint32, c_uint64, c_void_p)
 
 from . import errors
 
@@ -68,8 +68,48 @@ class InitOptions(Structure):
                 ("log_level", c_int)]
 
 
+class ElementInfo(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("tag", c_uint32), ("vr", ctypes.c_char * 4),
+                ("length", c_uint32), ("vm", c_size_t), ("depth", c_size_t),
+                ("path", c_char_p), ("keyword", c_char_p)]
+
+
+class InstanceInfo(Structure):
+    VERSION = 1
+    STRINGS = ("sop_class_uid", "sop_instance_uid", "study_instance_uid",
+               "series_instance_uid", "transfer_syntax_uid", "modality", "patient_id",
+               "patient_name", "patient_sex", "patient_age", "study_date",
+               "study_description", "series_description", "body_part_examined",
+               "manufacturer")
+    _fields_ = ([("version", c_uint)] + [(n, c_char_p) for n in STRINGS] +
+                [("series_number", c_int64), ("instance_number", c_int64),
+                 ("rows", c_uint32), ("columns", c_uint32), ("frames", c_uint32),
+                 ("burned_in_annotation", c_int), ("recognizable_visual_features", c_int),
+                 ("file_size", c_uint64)])
+
+
 LOG_CB = CFUNCTYPE(None, c_int, c_char_p, c_char_p, c_void_p)
 PROGRESS_CB = CFUNCTYPE(c_int, POINTER(Progress), c_void_p)
+ELEMENT_CB = CFUNCTYPE(c_int, POINTER(ElementInfo), c_void_p)
+SCAN_INSTANCE_CB = CFUNCTYPE(c_int, c_char_p, c_void_p, POINTER(InstanceInfo), c_void_p)
+SCAN_SKIP_CB = CFUNCTYPE(c_int, c_char_p, c_int, c_char_p, c_void_p)
+
+
+class ScanOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("read_flags", c_uint), ("workers", c_uint),
+                ("follow_symlinks", c_int), ("on_instance", SCAN_INSTANCE_CB),
+                ("on_skip", SCAN_SKIP_CB), ("on_progress", PROGRESS_CB),
+                ("progress_interval", c_double), ("cancel", c_void_p),
+                ("payload", c_void_p)]
+
+
+class ScanStats(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("files", c_uint64), ("instances", c_uint64),
+                ("not_dicom", c_uint64), ("dicomdirs", c_uint64), ("errors", c_uint64),
+                ("bytes", c_uint64), ("elapsed", c_double)]
 
 
 # --- prototypes -------------------------------------------------------------
@@ -95,6 +135,7 @@ PROTOTYPES = {
     "fdn_error_clear": (None, []),
     "fdn_strerror": (c_char_p, [c_int]),
     "fdn_buf_dispose": (None, [POINTER(Buf)]),
+    "fdn_buf_set": (STATUS, [POINTER(Buf), c_char_p, c_size_t]),
     "fdn_log_set_callback": (STATUS, [LOG_CB, c_int, c_void_p]),
     "fdn_init_options_init": (STATUS, [POINTER(InitOptions), c_uint]),
     "fdn_init": (STATUS, []),
@@ -108,6 +149,34 @@ PROTOTYPES = {
     "fdn_cancel_request": (None, [c_void_p]),
     "fdn_cancel_requested": (c_int, [c_void_p]),
     "fdn_cancel_reset": (None, [c_void_p]),
+    # dicom.h
+    "fdn_tag_from_keyword": (STATUS, [POINTER(c_uint32), c_char_p]),
+    "fdn_tag_keyword": (c_char_p, [c_uint32]),
+    "fdn_tag_vr": (c_char_p, [c_uint32]),
+    "fdn_dataset_read_file": (STATUS, [POINTER(c_void_p), c_char_p, c_uint]),
+    "fdn_dataset_read_buffer": (STATUS, [POINTER(c_void_p), c_char_p, c_size_t, c_uint]),
+    "fdn_dataset_new": (STATUS, [POINTER(c_void_p), c_char_p]),
+    "fdn_dataset_clone": (STATUS, [POINTER(c_void_p), c_void_p]),
+    "fdn_dataset_free": (None, [c_void_p]),
+    "fdn_dataset_transfer_syntax": (c_char_p, [c_void_p]),
+    "fdn_dataset_source": (c_char_p, [c_void_p]),
+    "fdn_dataset_is_header_only": (c_int, [c_void_p]),
+    "fdn_dataset_contains": (STATUS, [c_void_p, c_char_p]),
+    "fdn_dataset_get_string": (STATUS, [POINTER(Buf), c_void_p, c_char_p]),
+    "fdn_dataset_get_number": (STATUS, [POINTER(c_double), c_void_p, c_char_p, c_size_t]),
+    "fdn_dataset_get_int": (STATUS, [POINTER(c_int64), c_void_p, c_char_p, c_size_t]),
+    "fdn_dataset_get_bytes": (STATUS, [POINTER(Buf), c_void_p, c_char_p]),
+    "fdn_dataset_get_element": (STATUS, [POINTER(ElementInfo), c_void_p, c_char_p]),
+    "fdn_dataset_foreach": (STATUS, [c_void_p, c_char_p, c_uint, ELEMENT_CB, c_void_p]),
+    "fdn_dataset_instance_info": (STATUS, [POINTER(InstanceInfo), c_void_p]),
+    "fdn_dataset_to_json": (STATUS, [POINTER(Buf), c_void_p, c_uint]),
+    "fdn_dataset_set_string": (STATUS, [c_void_p, c_char_p, c_char_p]),
+    "fdn_dataset_set_bytes": (STATUS, [c_void_p, c_char_p, c_char_p, c_char_p, c_size_t]),
+    "fdn_dataset_remove": (STATUS, [c_void_p, c_char_p]),
+    "fdn_dataset_write_file": (STATUS, [c_void_p, c_char_p, c_uint]),
+    "fdn_dataset_write_buffer": (STATUS, [POINTER(Buf), c_void_p, c_uint]),
+    "fdn_scan_options_init": (STATUS, [POINTER(ScanOptions), c_uint]),
+    "fdn_scan": (STATUS, [POINTER(ScanStats), c_char_p, POINTER(ScanOptions)]),
 }
 
 

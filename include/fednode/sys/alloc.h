@@ -20,8 +20,10 @@ FDN_BEGIN_DECL
 /**
  * Memory functions, passed in ::fdn_init_options before any other call.
  * They cover libfednode's own allocations only: OpenSSL, SQLite, GDCM,
- * libcurl, jansson and libsodium keep their own allocators, and secret
- * keys always live in libsodium's guarded memory.
+ * libcurl, jansson and libsodium keep their own allocators, secret keys
+ * always live in libsodium's guarded memory, and the per-thread buffers
+ * that files are read into for GDCM (kept between reads, so they outlive
+ * fdn_shutdown()) use the C library.
  *
  * The functions may be called from any thread at the same time.
  * @c malloc_fn and @c realloc_fn return NULL on failure; @c free_fn
