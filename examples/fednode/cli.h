@@ -23,5 +23,6 @@ int cli_fail(const char *what, int rc);
 int cmd_version(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_deid(int argc, char **argv);
 
 #endif

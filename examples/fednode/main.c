@@ -50,6 +50,47 @@ static const struct cli_command commands[] = {
 	  "Exit status: 0 the scan finished (even if some files could not be\n"
 	  "read), 1 DIR cannot be scanned, 2 bad usage, 130 interrupted.\n",
 	  cmd_scan },
+	{ "deid", "de-identify DICOM files (PS3.15 confidentiality profile)",
+	  "usage: fednode deid [--option NAME]... [--rules FILE] [--allow-burned-in]\n"
+	  "                    [--workers N] [--quiet] --key-file KEY IN OUT\n"
+	  "       fednode deid --init-key KEY\n"
+	  "       fednode deid --pseudonym ID --key-file KEY\n\n"
+	  "De-identifies with the DICOM PS3.15 Basic Application Level Confidentiality\n"
+	  "Profile and the options given.  IN a file: writes the result to the file\n"
+	  "OUT.  IN a folder: de-identifies every DICOM file under it into the folder\n"
+	  "OUT with the same layout (subfolders are created; file and folder names\n"
+	  "are kept as they are, so rename them first if they identify anyone).  Files\n"
+	  "that are not DICOM are not copied.  Every output is written atomically.\n"
+	  "Patient ID and Name become a keyed pseudonym, UIDs keyed 2.25 UIDs: the\n"
+	  "same site key gives the same values in every file and every run.\n\n"
+	  "Images flagged with burned-in annotation or recognizable visual features,\n"
+	  "or of a kind that usually has text in the pixels (ultrasound, secondary\n"
+	  "capture, scanned documents, photographs) without Burned In Annotation NO,\n"
+	  "are refused and listed, unless --allow-burned-in is given.\n\n"
+	  "Options:\n"
+	  "  --key-file KEY     the site key (32 bytes, mode 0600); never printed\n"
+	  "  --init-key KEY     create a new random site key file KEY (mode 0600);\n"
+	  "                     an existing file is never overwritten\n"
+	  "  --pseudonym ID     print the pseudonym of Patient ID ID (to find a\n"
+	  "                     patient's data when consent is withdrawn)\n"
+	  "  --option NAME      a PS3.15 Table E.1-1 option, repeatable: retain-safe-\n"
+	  "                     private, retain-uids, retain-device-identity,\n"
+	  "                     retain-institution-identity, retain-patient-\n"
+	  "                     characteristics, retain-long-full-dates,\n"
+	  "                     retain-long-modified-dates, clean-descriptors,\n"
+	  "                     clean-structured-content, clean-graphics\n"
+	  "  --rules FILE       site rules, JSON: {\"rules\": [{\"tag\": \"PatientAge\",\n"
+	  "                     \"action\": \"keep\"}, ...]} (actions keep, remove,\n"
+	  "                     empty, dummy, clean, pseudonymize)\n"
+	  "  --allow-burned-in  de-identify the images that would be refused\n"
+	  "  --workers N        reading threads (default 0: one per processor)\n"
+	  "  --quiet            no progress line (shown on stderr when a terminal)\n\n"
+	  "Free text that the profile cleans (action C) is emptied: this tool has no\n"
+	  "text cleaner.\n\n"
+	  "Exit status: 0 every DICOM file was de-identified, 1 a file was refused or\n"
+	  "failed (they are listed) or the key is missing, 2 bad usage, 130\n"
+	  "interrupted.\n",
+	  cmd_deid },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

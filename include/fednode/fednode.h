@@ -10,6 +10,7 @@
  *  @brief Includes every public module header. */
 
 #include "fednode/common.h"
+#include "fednode/deid.h"
 #include "fednode/dicom.h"
 #include "fednode/version.h"
 

@@ -666,3 +666,214 @@ def test_scan_progress_on_terminal_is_erased(tree):
 
 
 # ---------------------------------------------------------------------------
+# `deid`: site keys, pseudonyms, file and tree modes, refusals.
+
+def deid_instance(patient, number, burned_in="NO", modality="CT"):
+    ds = instance(patient, 7, 1, number, modality)
+    ds.PatientName = f"Smithson^{patient}"
+    ds.PatientBirthDate = "19610302"
+    ds.InstitutionName = "Springfield General"
+    ds.StudyDate = "20240110"
+    if burned_in is not None:
+        ds.BurnedInAnnotation = burned_in
+    return ds
+
+
+@pytest.fixture
+def key(tmp_path):
+    path = tmp_path / "site.key"
+    r = run("deid", "--init-key", str(path))
+    assert r.returncode == 0, r.stderr
+    return path
+
+
+def test_deid_init_key(tmp_path):
+    path = tmp_path / "site.key"
+    r = run("deid", "--init-key", str(path))
+    assert r.returncode == 0, r.stderr
+    assert str(path) in r.stdout
+    st = os.stat(path)
+    assert st.st_mode & 0o777 == 0o600 and st.st_size == 32
+    secret = path.read_bytes()
+    r = run("deid", "--init-key", str(path))
+    assert r.returncode == 1
+    assert "already exists" in r.stderr and "never overwritten" in r.stderr
+    assert path.read_bytes() == secret
+    # The key is never printed, in any form.
+    for text in (r.stdout + r.stderr, run("deid", "--init-key", str(tmp_path / "b")).stdout):
+        assert secret.hex() not in text and base64.b64encode(secret).decode() not in text
+
+
+def test_deid_missing_key_is_a_clear_error(tmp_path):
+    missing = tmp_path / "nope.key"
+    r = run("deid", "--key-file", str(missing), str(tmp_path), str(tmp_path / "out"))
+    assert r.returncode == 1
+    assert f"no key file '{missing}'" in r.stderr
+    assert f"fednode deid --init-key {missing}" in r.stderr
+    assert not missing.exists() and not (tmp_path / "out").exists()  # never created silently
+    r = run("deid", str(tmp_path), str(tmp_path / "out"))
+    assert r.returncode == 2 and "--key-file" in r.stderr and "--init-key" in r.stderr
+
+
+def test_deid_key_readable_by_others_refused(tmp_path, key):
+    os.chmod(key, 0o644)
+    r = run("deid", "--pseudonym", "P1", "--key-file", str(key))
+    assert r.returncode == 1 and "chmod 600" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--option", "retain-everything"), "unknown de-identification option 'retain-everything'"),
+    (("--frob",), "unknown option '--frob'"),
+    (("--option",), "missing value"),
+    (("--workers", "x"), "--workers needs a number"),
+])
+def test_deid_usage_errors(tmp_path, key, args, message):
+    r = run("deid", "--key-file", str(key), str(tmp_path / "a"), str(tmp_path / "b"), *args)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+
+
+def test_deid_contradictory_options(tmp_path, key):
+    r = run("deid", "--option", "retain-long-full-dates", "--option=retain-long-modified-dates",
+            "--key-file", str(key), str(tmp_path), str(tmp_path / "out"))
+    assert r.returncode == 1 and "exclude each other" in r.stderr
+
+
+def test_deid_help():
+    r = run("deid", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: fednode deid")
+    for word in ("--init-key", "--pseudonym", "--key-file", "--allow-burned-in",
+                 "retain-long-modified-dates", "clean-graphics", "--rules"):
+        assert word in r.stdout, word
+    assert "deid" in run("--help").stdout
+
+
+@needs_pydicom
+def test_deid_file(tmp_path, key):
+    src = save(deid_instance("PAT-1", 1), tmp_path / "in.dcm")
+    out = tmp_path / "out.dcm"
+    r = run("deid", "--key-file", str(key), str(src), str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "de-identified     1" in r.stdout
+    data = out.read_bytes()
+    for phi in (b"Smithson", b"PAT-1", b"19610302", b"Springfield", UID_ROOT.encode()):
+        assert phi not in data, phi
+    ds = pydicom.dcmread(str(out))
+    pseudonym = run("deid", "--pseudonym", "PAT-1", "--key-file", str(key)).stdout.strip()
+    assert pseudonym.startswith("FDN-") and ds.PatientID == pseudonym
+    assert ds.PatientIdentityRemoved == "YES"
+    assert ds.StudyInstanceUID.startswith("2.25.")
+    # Options change the result.
+    out2 = tmp_path / "out2.dcm"
+    r = run("deid", "--option", "retain-institution-identity", "--option", "retain-uids",
+            "--key-file", str(key), str(src), str(out2))
+    assert r.returncode == 0, r.stderr
+    ds2 = pydicom.dcmread(str(out2))
+    assert ds2.InstitutionName == "Springfield General"
+    assert ds2.StudyInstanceUID == f"{UID_ROOT}7"
+    # OUT may not be IN.
+    r = run("deid", "--key-file", str(key), str(src), str(src))
+    assert r.returncode == 1
+
+
+@needs_pydicom
+def test_deid_rules_file(tmp_path, key):
+    src = save(deid_instance("PAT-1", 1), tmp_path / "in.dcm")
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{"tag": "InstitutionName", "action": "keep"}]}))
+    r = run("deid", "--rules", str(rules), "--key-file", str(key), str(src),
+            str(tmp_path / "o.dcm"))
+    assert r.returncode == 0, r.stderr
+    assert pydicom.dcmread(str(tmp_path / "o.dcm")).InstitutionName == "Springfield General"
+    rules.write_text('{"rules": [{"tag": "PatientAge", "action": "zap"}]}')
+    r = run("deid", "--rules", str(rules), "--key-file", str(key), str(src),
+            str(tmp_path / "p.dcm"))
+    assert r.returncode == 1 and "rule 0" in r.stderr
+    assert not (tmp_path / "p.dcm").exists()
+
+
+@needs_pydicom
+def test_deid_tree(tmp_path, key):
+    src = tmp_path / "in"
+    (src / "a" / "b").mkdir(parents=True)
+    save(deid_instance("PAT-1", 1), src / "a" / "1.dcm")
+    save(deid_instance("PAT-1", 2), src / "a" / "b" / "2.dcm")
+    save(deid_instance("PAT-2", 3), src / "3.dcm")
+    save(deid_instance("PAT-3", 4, burned_in="YES"), src / "a" / "burned.dcm")
+    save(deid_instance("PAT-4", 5, burned_in=None, modality="US"), src / "us.dcm")
+    (src / "notes.txt").write_text("not DICOM\n")
+    out = tmp_path / "out"
+    r = run("deid", "--workers", "2", "--key-file", str(key), str(src), str(out))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "de-identified     3" in r.stdout
+    assert "refused           2" in r.stdout
+    assert "not DICOM         1" in r.stdout
+    refused = r.stdout.split("Refused")[1]
+    assert f"{src / 'a' / 'burned.dcm'}: Burned In Annotation (0028,0301) is YES" in refused
+    assert str(src / "us.dcm") in refused and "'US'" in refused
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["3.dcm", "a/1.dcm", "a/b/2.dcm"]
+    one, two, three = (pydicom.dcmread(str(out / p)) for p in ("a/1.dcm", "a/b/2.dcm", "3.dcm"))
+    # One patient, one pseudonym and one study UID across files; shifted
+    # or removed dates, never the original.
+    assert one.PatientID == two.PatientID != three.PatientID
+    assert one.StudyInstanceUID == two.StudyInstanceUID
+    for p in out.rglob("*.dcm"):
+        assert b"Smithson" not in p.read_bytes()
+    # --allow-burned-in takes the refused ones too, and a rerun overwrites.
+    r = run("deid", "--allow-burned-in", "--quiet", "--key-file", str(key), str(src), str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "de-identified     5" in r.stdout
+    assert (out / "a" / "burned.dcm").exists() and (out / "us.dcm").exists()
+    # OUT inside IN would read its own output.
+    r = run("deid", "--key-file", str(key), str(src), str(src / "inner"))
+    assert r.returncode == 1 and "contain each other" in r.stderr
+
+
+@needs_pydicom
+def test_deid_modified_dates_consistent(tmp_path, key):
+    src = tmp_path / "in"
+    src.mkdir()
+    a, b = deid_instance("PAT-1", 1), deid_instance("PAT-1", 2)
+    b.StudyDate = "20240120"
+    save(a, src / "a.dcm")
+    save(b, src / "b.dcm")
+    out = tmp_path / "out"
+    r = run("deid", "--option", "retain-long-modified-dates", "--key-file", str(key),
+            str(src), str(out))
+    assert r.returncode == 0, r.stderr
+    import datetime
+
+    def day(v):
+        return datetime.date(int(v[:4]), int(v[4:6]), int(v[6:]))
+    da, db = (pydicom.dcmread(str(out / n)).StudyDate for n in ("a.dcm", "b.dcm"))
+    assert (day(db) - day(da)).days == 10
+    assert 1 <= (day("20240110") - day(da)).days <= 3650
+
+
+@needs_pydicom
+def test_deid_not_dicom_file_fails(tmp_path, key):
+    src = tmp_path / "x.txt"
+    src.write_text("hello\n")
+    r = run("deid", "--key-file", str(key), str(src), str(tmp_path / "o.dcm"))
+    assert r.returncode == 1
+    assert "not a DICOM instance" in r.stderr
+    assert not (tmp_path / "o.dcm").exists()
+
+
+@needs_pydicom
+def test_deid_progress_on_terminal(tmp_path, key):
+    src = tmp_path / "in"
+    src.mkdir()
+    for n in range(3):
+        save(deid_instance("PAT-1", n), src / f"{n}.dcm")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([CLI, "deid", "--key-file", str(key), str(src),
+                             str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=60)
+    seen = read_available(master, 0.5)
+    os.close(master)
+    assert proc.returncode == 0, out
+    assert b"3 files  3 de-identified  0 refused  0 errors" in seen, seen
+    assert seen.endswith(b"\r\x1b[K")

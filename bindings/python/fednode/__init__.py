@@ -25,7 +25,7 @@ __all__ = [
     "keyword_for_tag", "vr_for_tag", "FednodeError", "NotFoundError", "InvalidError", "AuthError",
     "CertError", "FednodeIOError", "CancelledError", "UserError",
     "BufferTooSmallError", "FormatError", "PHIError", "ConflictError",
-    "UnsupportedError",
+    "UnsupportedError", "DeidProfile", "DeidReport", "deid_key_generate", "deid_key_load",
 ]
 
 lib = _lib.lib
@@ -166,3 +166,4 @@ class CancelToken:
 
 from .dicom import (Dataset, Item, keyword_for_tag, scan, tag_from_keyword,  # noqa: E402
                     vr_for_tag)
+from .deid import DeidProfile, DeidReport, deid_key_generate, deid_key_load  # noqa: E402

@@ -112,6 +112,17 @@ class ScanStats(Structure):
                 ("bytes", c_uint64), ("elapsed", c_double)]
 
 
+DEID_CLEAN_CB = CFUNCTYPE(c_int, POINTER(Buf), c_char_p, c_char_p, c_char_p, c_void_p)
+
+
+class DeidOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("options", c_uint),
+                ("key", POINTER(ctypes.c_ubyte)), ("rules_json", c_char_p),
+                ("clean", DEID_CLEAN_CB), ("clean_payload", c_void_p),
+                ("allow_burned_in", c_int)]
+
+
 # --- prototypes -------------------------------------------------------------
 
 def _check_status(result, func, args):
@@ -177,6 +188,24 @@ PROTOTYPES = {
     "fdn_dataset_write_buffer": (STATUS, [POINTER(Buf), c_void_p, c_uint]),
     "fdn_scan_options_init": (STATUS, [POINTER(ScanOptions), c_uint]),
     "fdn_scan": (STATUS, [POINTER(ScanStats), c_char_p, POINTER(ScanOptions)]),
+    # deid.h
+    "fdn_deid_key_bytes": (c_size_t, []),
+    "fdn_deid_options_init": (STATUS, [POINTER(DeidOptions), c_uint]),
+    "fdn_deid_profile_new": (STATUS, [POINTER(c_void_p), POINTER(DeidOptions)]),
+    "fdn_deid_profile_free": (None, [c_void_p]),
+    "fdn_deid_apply": (STATUS, [POINTER(c_void_p), c_void_p, c_void_p]),
+    "fdn_deid_pseudonym_for": (STATUS, [POINTER(Buf), c_void_p, c_char_p]),
+    "fdn_deid_verify": (STATUS, [POINTER(c_void_p), c_void_p, c_void_p, c_void_p]),
+    "fdn_deid_report_count": (c_size_t, [c_void_p, c_int]),
+    "fdn_deid_report_entry_count": (c_size_t, [c_void_p]),
+    "fdn_deid_report_entry": (STATUS, [c_void_p, c_size_t, POINTER(c_char_p),
+                                       POINTER(c_char_p)]),
+    "fdn_deid_report_refusal": (c_char_p, [c_void_p]),
+    "fdn_deid_report_leak_count": (c_size_t, [c_void_p]),
+    "fdn_deid_report_leak": (c_char_p, [c_void_p, c_size_t]),
+    "fdn_deid_report_free": (None, [c_void_p]),
+    "fdn_deid_key_generate": (STATUS, [c_char_p]),
+    "fdn_deid_key_load": (STATUS, [POINTER(ctypes.c_ubyte), c_size_t, c_char_p]),
 }
 
 
