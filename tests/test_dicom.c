@@ -302,6 +302,41 @@ static void test_instance_info(void **state)
 	fdn_dataset_free(ds);
 }
 
+/* A summary read keeps exactly what fdn_instance_info reports. */
+static void test_summary_read(void **state)
+{
+	fdn_dataset *ds = make_dataset(NULL), *full = NULL, *sum = NULL;
+	fdn_instance_info a, b;
+	fdn_buf out = FDN_BUF_INIT;
+
+	(void)state;
+	OK(fdn_dataset_write_buffer(&out, ds, 0));
+	OK(fdn_dataset_read_buffer(&full, out.ptr, out.size, FDN_READ_FULL));
+	OK(fdn_dataset_read_buffer(&sum, out.ptr, out.size, FDN_READ_SUMMARY));
+	assert_int_equal(fdn_dataset_is_header_only(sum), 1);
+	a.version = b.version = FDN_INSTANCE_INFO_VERSION;
+	OK(fdn_dataset_instance_info(&a, full));
+	OK(fdn_dataset_instance_info(&b, sum));
+	assert_string_equal(a.sop_instance_uid, b.sop_instance_uid);
+	assert_string_equal(a.patient_name, b.patient_name);
+	assert_string_equal(a.study_date, b.study_date);
+	assert_string_equal(a.manufacturer, b.manufacturer);
+	assert_string_equal(a.body_part_examined, b.body_part_examined);
+	assert_int_equal(a.rows, b.rows);
+	assert_int_equal(a.series_number, b.series_number);
+	assert_int_equal(a.burned_in_annotation, b.burned_in_annotation);
+	assert_int_equal(a.file_size, b.file_size);
+	/* Everything else was skipped. */
+	assert_int_equal(fdn_dataset_contains(sum, "ImageType"), 0);
+	assert_int_equal(fdn_dataset_contains(sum, "ReferencedImageSequence"), 0);
+	assert_int_equal(fdn_dataset_contains(sum, "PixelData"), 0);
+	assert_int_equal(fdn_dataset_write_buffer(&out, sum, 0), FDN_EINVALID);
+	fdn_buf_dispose(&out);
+	fdn_dataset_free(ds);
+	fdn_dataset_free(full);
+	fdn_dataset_free(sum);
+}
+
 static void test_paths(void **state)
 {
 	fdn_dataset *ds = make_dataset(NULL);
@@ -604,6 +639,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_explicit_be),
 		cmocka_unit_test(test_roundtrip_deflated),
 		cmocka_unit_test(test_instance_info),
+		cmocka_unit_test(test_summary_read),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_foreach),
 		cmocka_unit_test(test_set_errors),

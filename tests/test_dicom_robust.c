@@ -72,10 +72,10 @@ static int touch_element(const fdn_element_info *e, void *payload)
  * the outcome was one the API documents. */
 static int exercise(const unsigned char *data, size_t size)
 {
-	static const unsigned flags[2] = { FDN_READ_HEADER_ONLY, FDN_READ_FULL };
+	static const unsigned flags[3] = { FDN_READ_HEADER_ONLY, FDN_READ_FULL, FDN_READ_SUMMARY };
 	int i;
 
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 3; i++) {
 		fdn_dataset *ds = NULL;
 		fdn_instance_info info;
 		fdn_buf json = FDN_BUF_INIT;

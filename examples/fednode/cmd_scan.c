@@ -394,7 +394,8 @@ static int run(const struct scan_args *a, struct report *r, fdn_cancel *token)
 	if ((rc = fdn_scan_options_init(&opts, FDN_SCAN_OPTIONS_VERSION)) != 0)
 		return cli_fail("scan", rc);
 	opts.workers = a->workers;
-	opts.read_flags = a->full ? FDN_READ_FULL : FDN_READ_HEADER_ONLY;
+	/* The summary is all this command looks at. */
+	opts.read_flags = a->full ? FDN_READ_FULL : FDN_READ_SUMMARY;
 	opts.on_instance = on_instance;
 	opts.on_skip = on_skip;
 	opts.on_progress = r->show_progress ? on_progress : NULL;

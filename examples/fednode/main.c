@@ -45,7 +45,8 @@ static const struct cli_command commands[] = {
 	  "Options:\n"
 	  "  --workers N  parsing threads (default 0: one per processor)\n"
 	  "  --full       read whole files, Pixel Data included, so that errors\n"
-	  "               in it are found too (default: stop before Pixel Data)\n"
+	  "               in it are found too (default: read only the summary\n"
+	  "               elements before Pixel Data)\n"
 	  "  --quiet      no progress line\n\n"
 	  "Exit status: 0 the scan finished (even if some files could not be\n"
 	  "read), 1 DIR cannot be scanned, 2 bad usage, 130 interrupted.\n",

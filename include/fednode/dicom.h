@@ -65,10 +65,14 @@ typedef struct fdn_dataset fdn_dataset;
 /** Flags for the read functions. */
 typedef enum fdn_read_flags {
 	FDN_READ_FULL = 0,          /**< Read everything, Pixel Data included. */
-	FDN_READ_HEADER_ONLY = 1u << 0 /**< Stop before the top-level Pixel Data
-	                                    (7FE0,0010): the fast path for
-	                                    cataloguing.  Such a dataset cannot be
+	FDN_READ_HEADER_ONLY = 1u << 0, /**< Stop before the top-level Pixel Data
+	                                    (7FE0,0010).  Such a dataset cannot be
 	                                    written. */
+	FDN_READ_SUMMARY = 1u << 1     /**< Header-only, and keep only the
+	                                    top-level elements ::fdn_instance_info
+	                                    reports (with the Specific Character
+	                                    Set): the fastest way to catalogue.
+	                                    Implies ::FDN_READ_HEADER_ONLY. */
 } fdn_read_flags;
 
 /**

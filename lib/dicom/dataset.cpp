@@ -8,6 +8,8 @@
 #include <cstring>
 #include <istream>
 #include <ostream>
+#include <set>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -44,6 +46,34 @@ const char *ts_uid_of(const gdcm::TransferSyntax &ts)
 	return uid ? uid : "";
 }
 
+/* The elements a summary read keeps: what fdn_instance_info reports, and
+ * the character set its strings need.  GDCM then skips every other value
+ * without allocating it, and stops after the last of these. */
+const std::set<gdcm::Tag> &summary_tags()
+{
+	static const std::set<gdcm::Tag> tags = {
+		gdcm::Tag(0x0008, 0x0005), gdcm::Tag(0x0008, 0x0016), gdcm::Tag(0x0008, 0x0018),
+		gdcm::Tag(0x0008, 0x0020), gdcm::Tag(0x0008, 0x0060), gdcm::Tag(0x0008, 0x0070),
+		gdcm::Tag(0x0008, 0x1030), gdcm::Tag(0x0008, 0x103E), gdcm::Tag(0x0010, 0x0010),
+		gdcm::Tag(0x0010, 0x0020), gdcm::Tag(0x0010, 0x0040), gdcm::Tag(0x0010, 0x1010),
+		gdcm::Tag(0x0018, 0x0015), gdcm::Tag(0x0020, 0x000D), gdcm::Tag(0x0020, 0x000E),
+		gdcm::Tag(0x0020, 0x0011), gdcm::Tag(0x0020, 0x0013), gdcm::Tag(0x0028, 0x0008),
+		gdcm::Tag(0x0028, 0x0010), gdcm::Tag(0x0028, 0x0011), gdcm::Tag(0x0028, 0x0301),
+		gdcm::Tag(0x0028, 0x0302),
+	};
+	return tags;
+}
+
+void prune_to_summary(gdcm::DataSet &d)
+{
+	std::vector<gdcm::Tag> drop;
+	for (auto it = d.Begin(); it != d.End(); ++it)
+		if (!summary_tags().count(it->GetTag()))
+			drop.push_back(it->GetTag());
+	for (const gdcm::Tag &t : drop)
+		d.Remove(t);
+}
+
 /* Parses @p len guard-checked bytes with GDCM into a new dataset. */
 int parse(fdn_dataset **out, const void *data, size_t len, const fdn_guard_result &g,
 	unsigned int flags, const char *name, uint64_t total_size)
@@ -58,7 +88,12 @@ int parse(fdn_dataset **out, const void *data, size_t len, const fdn_guard_resul
 	reader.SetFile(*ds->file);
 	reader.SetStream(is);
 	fdn::gdcm_error_clear();
-	if (flags & FDN_READ_HEADER_ONLY)
+	/* GDCM's selective reader asserts on a deflated stream (pydicom's
+	 * image_dfl.dcm); such input is read whole and pruned below. */
+	bool selective = (flags & FDN_READ_SUMMARY) && g.encoding != FDN_GUARD_DEFLATED_LE;
+	if (selective)
+		ok = reader.ReadSelectedTags(summary_tags());
+	else if (flags & FDN_READ_HEADER_ONLY)
 		ok = reader.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0010));
 	else
 		ok = reader.Read();
@@ -73,6 +108,8 @@ int parse(fdn_dataset **out, const void *data, size_t len, const fdn_guard_resul
 	 * the compressed stream), and GDCM's stop tag is inclusive. */
 	if (flags & FDN_READ_HEADER_ONLY)
 		ds->file->GetDataSet().Remove(gdcm::Tag(0x7fe0, 0x0010));
+	if ((flags & FDN_READ_SUMMARY) && !selective)
+		prune_to_summary(ds->file->GetDataSet());
 	const gdcm::TransferSyntax &ts = ds->file->GetHeader().GetDataSetTransferSyntax();
 	ds->ts_uid = ts.IsValid() ? ts_uid_of(ts) : "";
 	if (ds->ts_uid.empty() && g.transfer_syntax[0])
@@ -201,7 +238,7 @@ int check_read_args(fdn_dataset **out, unsigned int flags)
 {
 	FDN__CHECK_ARG(out, "out");
 	*out = nullptr;
-	if (flags & ~static_cast<unsigned int>(FDN_READ_HEADER_ONLY))
+	if (flags & ~static_cast<unsigned int>(FDN_READ_HEADER_ONLY | FDN_READ_SUMMARY))
 		return fdn__error_set(FDN_EINVALID, FDN_ERRCLASS_INVALID,
 			"unknown read flags 0x%x", flags);
 	return fdn__check_init();
@@ -213,6 +250,9 @@ extern "C" int fdn_dicom__read_path(fdn_dataset **out, const char *path, unsigne
 	uint64_t size_hint, bool *not_dicom)
 {
 	int rc = check_read_args(out, flags);
+
+	if (flags & FDN_READ_SUMMARY)
+		flags |= FDN_READ_HEADER_ONLY;
 	bool nd = false;
 
 	(void)size_hint;
@@ -268,6 +308,8 @@ extern "C" int fdn_dataset_read_buffer(fdn_dataset **out, const void *data, size
 	int rc = check_read_args(out, flags);
 	fdn_guard_result g;
 
+	if (flags & FDN_READ_SUMMARY)
+		flags |= FDN_READ_HEADER_ONLY;
 	if (rc != 0)
 		return rc;
 	FDN__CHECK_ARG(data || size == 0, "data");

@@ -994,7 +994,7 @@ static int load_options(fdn_scan_options *o, const fdn_scan_options *opts)
 	FDN__CHECK_VERSION(opts, FDN_SCAN_OPTIONS_VERSION, "fdn_scan_options");
 	/* Version 1 is every member there is. */
 	*o = opts ? *opts : defaults;
-	if (o->read_flags & ~(unsigned int)FDN_READ_HEADER_ONLY)
+	if (o->read_flags & ~(unsigned int)(FDN_READ_HEADER_ONLY | FDN_READ_SUMMARY))
 		return fdn__error_set(FDN_EINVALID, FDN_ERRCLASS_INVALID,
 			"fdn_scan_options: unknown read flags 0x%x", o->read_flags);
 	/* Also refuses NaN. */

@@ -10,6 +10,7 @@ lib = _lib.lib
 
 READ_FULL = 0
 READ_HEADER_ONLY = 1
+READ_SUMMARY = 2
 FOREACH_RECURSIVE = 1
 JSON_PRETTY = 1
 JSON_SKIP_BINARY = 2
@@ -112,10 +113,11 @@ class Dataset:
     # --- construction -------------------------------------------------------------
 
     @classmethod
-    def read(cls, source, header_only=False):
+    def read(cls, source, header_only=False, summary=False):
         """Reads a file (a path) or a DICOM byte string (``bytes``,
-        ``bytearray``, ``memoryview``)."""
-        flags = READ_HEADER_ONLY if header_only else READ_FULL
+        ``bytearray``, ``memoryview``).  ``header_only`` stops before Pixel
+        Data; ``summary`` also keeps only what :attr:`info` reports."""
+        flags = READ_SUMMARY if summary else READ_HEADER_ONLY if header_only else READ_FULL
         ptr = ctypes.c_void_p()
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = bytes(source)
@@ -316,14 +318,15 @@ def _info_tuple(raw):
 
 
 def scan(root, on_instance=None, on_progress=None, on_skip=None, workers=0,
-         header_only=True, follow_symlinks=True, progress_interval=0.25, cancel=None):
+         header_only=True, follow_symlinks=True, progress_interval=0.25, cancel=None,
+         summary=False):
     """Scans a folder tree (or one file) for DICOM instances.
 
     ``on_instance(path, dataset, info)`` gets each instance; the
     :class:`Dataset` is lent for the duration of the call (``clone()`` it
     to keep it).  ``on_skip(path, code, reason)`` gets files that were not
     instances; ``on_progress(progress)`` a :class:`fednode.Progress`-like
-    tuple.  All callbacks run on the calling thread; an exception in one
+    tuple.  ``summary=True`` reads only what ``info`` reports (fastest).  All callbacks run on the calling thread; an exception in one
     stops the scan and is re-raised here.  ``cancel`` is a
     :class:`fednode.CancelToken`.  Returns :class:`ScanStats`.
     """
@@ -331,7 +334,7 @@ def scan(root, on_instance=None, on_progress=None, on_skip=None, workers=0,
 
     opts = _lib.ScanOptions()
     lib.fdn_scan_options_init(ctypes.byref(opts), _lib.ScanOptions.VERSION)
-    opts.read_flags = READ_HEADER_ONLY if header_only else READ_FULL
+    opts.read_flags = READ_SUMMARY if summary else READ_HEADER_ONLY if header_only else READ_FULL
     opts.workers = workers
     opts.follow_symlinks = 1 if follow_symlinks else 0
     opts.progress_interval = progress_interval

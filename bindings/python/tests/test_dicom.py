@@ -69,6 +69,12 @@ def test_header_only():
         ds.to_bytes()
 
 
+def test_summary_read():
+    ds = fednode.Dataset.read(make().to_bytes(), summary=True)
+    assert ds.header_only and ds.info.sop_instance_uid == "1.2.3.4"
+    assert "PixelSpacing" not in ds and "PatientName" in ds
+
+
 def test_modify_and_clone():
     ds = make()
     copy = ds.clone()
@@ -183,7 +189,7 @@ def test_scan_delivers_instances_and_skips(tmp_path):
 
     stats = fednode.scan(root, on_instance=on_instance,
                          on_skip=lambda p, code, why: skipped.append((p, code, why)),
-                         on_progress=progress.append, workers=2)
+                         on_progress=progress.append, workers=2, summary=True)
     assert sorted(seen) == [f"1.2.3.4.{i}" for i in range(6)]
     assert seen["1.2.3.4.0"][1] == "MR"
     assert stats.instances == 6 and stats.files == 7 and stats.not_dicom == 1
