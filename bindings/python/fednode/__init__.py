@@ -167,3 +167,4 @@ class CancelToken:
 from .dicom import (Dataset, Item, keyword_for_tag, scan, tag_from_keyword,  # noqa: E402
                     vr_for_tag)
 from .deid import DeidProfile, DeidReport, deid_key_generate, deid_key_load  # noqa: E402
+from . import registry  # noqa: E402,F401

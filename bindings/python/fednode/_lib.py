@@ -115,6 +115,40 @@ class ScanStats(Structure):
 DEID_CLEAN_CB = CFUNCTYPE(c_int, POINTER(Buf), c_char_p, c_char_p, c_char_p, c_void_p)
 
 
+AUDIT_SINK_CB = CFUNCTYPE(None, c_char_p, c_void_p)
+
+
+class RegistryStorage(Structure):
+    """fdn_registry_storage, version 1 (host storage is not wired from
+    Python yet: the binding always uses the registry's objects/ folder)."""
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("put", c_void_p), ("get", c_void_p),
+                ("del_", c_void_p), ("locate", c_void_p), ("ud", c_void_p)]
+
+
+class RegistryOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("create", c_int), ("read_only", c_int),
+                ("busy_timeout_ms", c_int), ("storage", c_void_p),
+                ("audit_sink", AUDIT_SINK_CB), ("audit_payload", c_void_p),
+                ("actor", c_char_p)]
+
+
+class RegistryStats(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("patients", c_uint64), ("studies", c_uint64),
+                ("series", c_uint64), ("instances", c_uint64),
+                ("withdrawn_patients", c_uint64), ("bytes", c_uint64),
+                ("cohorts", c_uint64), ("audit_records", c_uint64)]
+
+
+class CohortMember(Structure):
+    VERSION = 1
+    STRINGS = ("sop_instance_uid", "series_instance_uid", "study_instance_uid",
+               "patient", "modality", "sha256", "locator", "labels_json")
+    _fields_ = [("version", c_uint)] + [(n, c_char_p) for n in STRINGS] + [("size", c_uint64)]
+
+
 class DeidOptions(Structure):
     VERSION = 1
     _fields_ = [("version", c_uint), ("options", c_uint),
@@ -206,6 +240,29 @@ PROTOTYPES = {
     "fdn_deid_report_free": (None, [c_void_p]),
     "fdn_deid_key_generate": (STATUS, [c_char_p]),
     "fdn_deid_key_load": (STATUS, [POINTER(ctypes.c_ubyte), c_size_t, c_char_p]),
+    # registry.h
+    "fdn_registry_schema_version": (c_int, []),
+    "fdn_registry_options_init": (STATUS, [POINTER(RegistryOptions), c_uint]),
+    "fdn_registry_open": (STATUS, [POINTER(c_void_p), c_char_p, POINTER(RegistryOptions)]),
+    "fdn_registry_free": (None, [c_void_p]),
+    "fdn_registry_add": (STATUS, [POINTER(c_int), c_void_p, c_void_p, c_uint]),
+    "fdn_registry_begin": (STATUS, [c_void_p]),
+    "fdn_registry_commit": (STATUS, [c_void_p]),
+    "fdn_registry_rollback": (STATUS, [c_void_p]),
+    "fdn_registry_stats_get": (STATUS, [POINTER(RegistryStats), c_void_p]),
+    "fdn_registry_label": (STATUS, [c_void_p, c_int, c_char_p, c_char_p, c_char_p]),
+    "fdn_registry_withdraw": (STATUS, [c_void_p, c_char_p, c_void_p, c_char_p, c_int]),
+    "fdn_registry_grant": (STATUS, [c_void_p, c_char_p, c_void_p, c_char_p]),
+    "fdn_registry_filter_check": (STATUS, [POINTER(c_int), c_char_p]),
+    "fdn_registry_query_count": (STATUS, [POINTER(c_uint64), c_void_p, c_char_p]),
+    "fdn_cohort_create": (STATUS, [c_char_p, c_void_p, c_char_p, c_char_p]),
+    "fdn_cohort_iter_new": (STATUS, [POINTER(c_void_p), c_void_p, c_char_p, c_char_p]),
+    "fdn_cohort_iter_next": (STATUS, [POINTER(CohortMember), c_void_p]),
+    "fdn_cohort_iter_free": (None, [c_void_p]),
+    "fdn_cohort_export": (STATUS, [POINTER(Buf), c_void_p, c_char_p, c_int]),
+    "fdn_registry_audit": (STATUS, [c_void_p, c_char_p, c_char_p]),
+    "fdn_registry_verify": (STATUS, [POINTER(Buf), c_void_p]),
+    "fdn_registry_audit_export": (STATUS, [POINTER(Buf), c_void_p, c_uint64]),
 }
 
 
