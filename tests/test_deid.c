@@ -21,16 +21,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "fednode/fednode.h"
 #include "deid/tables.h"
 
-#define OK(call)                                                          \
-	do {                                                               \
-		int ok_rc_ = (call);                                       \
-		if (ok_rc_ != 0)                                           \
-			fail_msg("%s = %d: %s", #call, ok_rc_,             \
-				fdn_error_last()->message);                \
-	} while (0)
 
 #define CT_CLASS "1.2.840.10008.5.1.4.1.1.2"
 #define NEST "(0008,9215)" /* Derivation Code Sequence: no row, so K */
@@ -41,8 +36,7 @@ static unsigned char key_a[FDN_DEID_KEY_BYTES], key_b[FDN_DEID_KEY_BYTES];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fdn-test-deid-XXXXXX");
-	if (!mkdtemp(tmpdir))
+	if (fdn_test_mkdtemp(tmpdir, sizeof(tmpdir), "deid") != 0)
 		return -1;
 	for (int i = 0; i < FDN_DEID_KEY_BYTES; i++) {
 		key_a[i] = (unsigned char)i;
@@ -53,11 +47,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[512];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
+	if (fdn_test_rmtree(tmpdir) != 0)
 		return -1;
 	return fdn_shutdown() < 0;
 }

@@ -36,15 +36,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "fednode/fednode.h"
 
-#define OK(call)                                                          \
-	do {                                                               \
-		int ok_rc_ = (call);                                       \
-		if (ok_rc_ != 0)                                           \
-			fail_msg("%s = %d: %s", #call, ok_rc_,             \
-				fdn_error_last()->message);                \
-	} while (0)
 
 #define PYDICOM_FILES "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 #define MAX_ERRORS 256
@@ -501,19 +496,15 @@ static void test_no_new_iod_errors(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/fdn-test-deid-iod-XXXXXX");
-	if (!mkdtemp(tmpdir))
+	if (fdn_test_mkdtemp(tmpdir, sizeof(tmpdir), "deid-iod") != 0)
 		return -1;
 	return fdn_init();
 }
 
 static int teardown(void **state)
 {
-	char cmd[512];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
+	if (fdn_test_rmtree(tmpdir) != 0)
 		return -1;
 	return fdn_shutdown() < 0;
 }
