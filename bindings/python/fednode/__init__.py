@@ -10,10 +10,10 @@ level with :func:`set_log_level`.
 import atexit
 import ctypes
 import logging
-import weakref
 from collections import namedtuple
 
 from . import _lib
+from ._handle import Handle
 from .errors import (AuthError, BufferTooSmallError, CancelledError,  # noqa: F401
                      CertError, ConflictError, FednodeError, FednodeIOError,
                      FormatError, InvalidError, NotFoundError, PHIError,
@@ -124,20 +124,16 @@ class Progress(namedtuple("Progress", "stage items_done items_total bytes_done "
 
 # --- cancellation -----------------------------------------------------------
 
-class CancelToken:
+class CancelToken(Handle):
     """A cancellation token: pass it to long operations, call
     :meth:`request` from any thread (or a signal handler) to stop them."""
+
+    _closed_message = "the CancelToken is closed"
 
     def __init__(self):
         ptr = ctypes.c_void_p()
         lib.fdn_cancel_new(ctypes.byref(ptr))
-        self._ptr = ptr
-        self._finalizer = weakref.finalize(self, lib.fdn_cancel_free, ptr)
-
-    def _handle(self):
-        if not self._ptr:
-            raise InvalidError("the CancelToken is closed")
-        return self._ptr
+        self._own(ptr, lib.fdn_cancel_free)
 
     def request(self):
         """Signals the token."""
@@ -151,17 +147,6 @@ class CancelToken:
     def reset(self):
         """Clears the signal so the token can be reused."""
         lib.fdn_cancel_reset(self._handle())
-
-    def close(self):
-        """Frees the token now (also done when it is garbage-collected)."""
-        self._finalizer()
-        self._ptr = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 from .dicom import (Dataset, Item, keyword_for_tag, scan, tag_from_keyword,  # noqa: E402

@@ -8,9 +8,9 @@ de-identifies a :class:`fednode.Dataset` in place and returns a
 import ctypes
 import json
 import os
-import weakref
 
 from . import _lib, errors
+from ._handle import Handle
 
 lib = _lib.lib
 
@@ -133,7 +133,9 @@ def deid_key_load(path):
         ctypes.memset(buf, 0, KEY_BYTES)
 
 
-class DeidProfile:
+class DeidProfile(Handle):
+    _closed_message = "the DeidProfile is closed"
+
     """A de-identification profile: the Basic Application Level
     Confidentiality Profile plus the chosen options, site rules and key.
 
@@ -198,8 +200,7 @@ class DeidProfile:
             lib.fdn_deid_profile_new(ctypes.byref(ptr), ctypes.byref(opts))
         finally:
             ctypes.memset(scratch, 0, KEY_BYTES)
-        self._ptr = ptr
-        self._finalizer = weakref.finalize(self, lib.fdn_deid_profile_free, ptr)
+        self._own(ptr, lib.fdn_deid_profile_free)
 
     def _cleaner(self, clean):
         def call(out, path, vr, value, payload):
@@ -216,10 +217,6 @@ class DeidProfile:
             return 0
         return call
 
-    def _handle(self):
-        if not self._ptr:
-            raise errors.InvalidError("the DeidProfile is closed", errors.EINVALID)
-        return self._ptr
 
     def apply(self, dataset):
         """De-identifies ``dataset`` in place and returns a :class:`DeidReport`.
@@ -262,17 +259,6 @@ class DeidProfile:
                 raise
         return DeidReport._take(rep)
 
-    def close(self):
-        """Frees the profile and wipes its key (also done when it is
-        garbage-collected)."""
-        self._finalizer()
-        self._ptr = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return "<fednode.DeidProfile%s>" % ("" if self._ptr else " (closed)")

@@ -1,10 +1,10 @@
 """DICOM datasets and directory scans (include/fednode/dicom.h)."""
 import ctypes
 import os
-import weakref
 from collections import namedtuple
 
 from . import _lib, errors
+from ._handle import Handle
 
 lib = _lib.lib
 
@@ -95,7 +95,7 @@ class Item:
         return f"<fednode.dicom.Item {self._prefix.decode()}>"
 
 
-class Dataset:
+class Dataset(Handle):
     """A DICOM dataset.  Index it by keyword (``ds["PatientName"]``), tag
     (``ds[0x00100010]``, ``ds[(0x0010, 0x0010)]``) or path
     (``ds["ReferencedImageSequence[0]/ReferencedSOPInstanceUID"]``).
@@ -105,10 +105,12 @@ class Dataset:
     :class:`Item` for sequences, and a list when there are several values.
     """
 
+    _closed_message = ("the dataset is closed (or was lent to a callback that has "
+                       "returned: clone() it to keep it)")
+
     def __init__(self, ptr, owned=True, parent=None):
-        self._ptr = ctypes.c_void_p(ptr) if not isinstance(ptr, ctypes.c_void_p) else ptr
         self._parent = parent
-        self._finalizer = weakref.finalize(self, lib.fdn_dataset_free, self._ptr) if owned else None
+        self._own(ptr, lib.fdn_dataset_free if owned else None)
 
     # --- construction -------------------------------------------------------------
 
@@ -139,23 +141,6 @@ class Dataset:
         lib.fdn_dataset_clone(ctypes.byref(ptr), self._handle())
         return Dataset(ptr)
 
-    def _handle(self):
-        if not self._ptr:
-            raise errors.InvalidError("the dataset is closed (or was lent to a callback "
-                                      "that has returned: clone() it to keep it)")
-        return self._ptr
-
-    def close(self):
-        """Frees the dataset now (also done when it is garbage-collected)."""
-        if self._finalizer:
-            self._finalizer()
-        self._ptr = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # --- properties ---------------------------------------------------------------
 

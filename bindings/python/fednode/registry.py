@@ -2,10 +2,10 @@
 import ctypes
 import json
 import os
-import weakref
 from collections import namedtuple
 
 from . import _lib, errors
+from ._handle import Handle
 
 lib = _lib.lib
 
@@ -34,7 +34,9 @@ def filter_check(text):
         raise
 
 
-class Registry:
+class Registry(Handle):
+    _closed_message = "the Registry is closed"
+
     """A registry folder: ``Registry(path, create=True)``.  One handle per
     thread; several processes may open the same registry."""
 
@@ -54,23 +56,7 @@ class Registry:
             opts.audit_sink = self._sink
         ptr = ctypes.c_void_p()
         lib.fdn_registry_open(ctypes.byref(ptr), os.fsencode(path), ctypes.byref(opts))
-        self._ptr = ptr
-        self._finalizer = weakref.finalize(self, lib.fdn_registry_free, ptr)
-
-    def _handle(self):
-        if not self._ptr:
-            raise errors.InvalidError("the Registry is closed", errors.EINVALID)
-        return self._ptr
-
-    def close(self):
-        self._finalizer()
-        self._ptr = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self._own(ptr, lib.fdn_registry_free)
 
     # --- content ---------------------------------------------------------------
 
