@@ -6,6 +6,8 @@
 #ifndef FEDNODE_CLI_H
 #define FEDNODE_CLI_H
 
+#include <stddef.h>
+
 /* Exit codes: 0 success, 1 the operation failed, 2 bad usage. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
@@ -24,5 +26,39 @@ int cmd_version(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_deid(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_registry(int argc, char **argv);
+
+/* Helpers the subcommands share (cli_util.c). */
+struct fdn_deid_profile;
+struct fdn_registry;
+
+/* "--name VALUE" or "--name=VALUE": the value, or NULL if @p arg is not
+ * @p name.  *i moves past a separate value; *missing is set without one. */
+const char *cli_option_value(const char *arg, const char *name, int argc, char **argv,
+	int *i, int *missing);
+/* A de-identification profile from the site key file and the options;
+ * prints the problem and returns an exit status on failure. */
+int cli_deid_profile(struct fdn_deid_profile **out, const char *command,
+	const char *key_file, unsigned int options, const char *rules_file,
+	int allow_burned_in);
+/* Opens the registry in @p dir; prints the problem and returns an exit
+ * status on failure (a missing registry names --create for `import`). */
+int cli_registry_open(struct fdn_registry **out, const char *command, const char *dir,
+	int create, int read_only);
+/* Adds the de-identification option @p name ("retain-uids", ...) to
+ * @p flags; an unknown name prints the known ones and gives CLI_USAGE. */
+int cli_parse_deid_option(unsigned int *flags, const char *command, const char *name);
+/* A worker count (0..1024); -1 when @p s is not one. */
+int cli_parse_workers(unsigned int *out, const char *s);
+
+/* A list of "path: reason" lines, printed under a title. */
+struct cli_lines {
+	char **v;
+	size_t n, cap;
+};
+int cli_lines_add(struct cli_lines *l, const char *path, const char *reason);
+void cli_lines_print(const struct cli_lines *l, const char *title);
+void cli_lines_free(struct cli_lines *l);
 
 #endif

@@ -26,74 +26,8 @@
 
 #include "cli.h"
 
-/* Site rules files are small JSON documents. */
-#define RULES_MAX (1024 * 1024)
 /* The shell's exit status for a command ended by SIGINT. */
 #define EXIT_INTERRUPTED 130
-
-static const struct {
-	const char *name;
-	unsigned int flag;
-} option_names[] = {
-	{ "retain-safe-private", FDN_DEID_RETAIN_SAFE_PRIVATE },
-	{ "retain-uids", FDN_DEID_RETAIN_UIDS },
-	{ "retain-device-identity", FDN_DEID_RETAIN_DEVICE_IDENTITY },
-	{ "retain-institution-identity", FDN_DEID_RETAIN_INSTITUTION_IDENTITY },
-	{ "retain-patient-characteristics", FDN_DEID_RETAIN_PATIENT_CHARACTERISTICS },
-	{ "retain-long-full-dates", FDN_DEID_RETAIN_LONG_FULL_DATES },
-	{ "retain-long-modified-dates", FDN_DEID_RETAIN_LONG_MODIFIED_DATES },
-	{ "clean-descriptors", FDN_DEID_CLEAN_DESCRIPTORS },
-	{ "clean-structured-content", FDN_DEID_CLEAN_STRUCTURED_CONTENT },
-	{ "clean-graphics", FDN_DEID_CLEAN_GRAPHICS },
-};
-
-#define N_OPTION_NAMES (sizeof(option_names) / sizeof(option_names[0]))
-
-/* --- a list of "path: reason" lines ---------------------------------------- */
-
-struct lines {
-	char **v;
-	size_t n, cap;
-};
-
-/* -1 when out of memory. */
-static int lines_add(struct lines *l, const char *path, const char *reason)
-{
-	size_t len = strlen(path) + strlen(reason) + 3;
-	char **grown;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		if (!(grown = realloc(l->v, cap * sizeof(*grown))))
-			return -1;
-		l->v = grown;
-		l->cap = cap;
-	}
-	if (!(l->v[l->n] = malloc(len)))
-		return -1;
-	snprintf(l->v[l->n++], len, "%s: %s", path, reason);
-	return 0;
-}
-
-static void lines_print(const struct lines *l, const char *title)
-{
-	size_t i;
-
-	if (!l->n)
-		return;
-	printf("\n%s (%zu):\n", title, l->n);
-	for (i = 0; i < l->n; i++)
-		printf("  %s\n", l->v[i]);
-}
-
-static void lines_free(struct lines *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-}
 
 /* --- arguments ------------------------------------------------------------------ */
 
@@ -115,57 +49,6 @@ static int usage_error(const char *what, const char *arg)
 	return CLI_USAGE;
 }
 
-static int parse_option_name(unsigned int *flags, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < N_OPTION_NAMES; i++) {
-		if (!strcmp(name, option_names[i].name)) {
-			*flags |= option_names[i].flag;
-			return 0;
-		}
-	}
-	fprintf(stderr, "fednode deid: unknown de-identification option '%s'; known:", name);
-	for (i = 0; i < N_OPTION_NAMES; i++)
-		fprintf(stderr, " %s", option_names[i].name);
-	fputc('\n', stderr);
-	return CLI_USAGE;
-}
-
-static int parse_workers(unsigned int *out, const char *s)
-{
-	char *end;
-	unsigned long n;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	n = strtoul(s, &end, 10);
-	if (*end || n > 1024)
-		return -1;
-	*out = (unsigned int)n;
-	return 0;
-}
-
-/* "--name VALUE" or "--name=VALUE": the value, or NULL if @p arg is not
- * @p name.  *i moves past a separate value; *missing is set without one. */
-static const char *option_value(const char *arg, const char *name, int argc, char **argv,
-	int *i, int *missing)
-{
-	size_t n = strlen(name);
-
-	if (strncmp(arg, name, n) != 0)
-		return NULL;
-	if (arg[n] == '=')
-		return arg + n + 1;
-	if (arg[n] != '\0')
-		return NULL;
-	if (*i + 1 >= argc) {
-		*missing = 1;
-		return NULL;
-	}
-	return argv[++*i];
-}
-
 /* One option at argv[*i]: 0 handled, 1 not an option with a value, or an
  * exit status. */
 static int parse_valued(struct deid_args *a, int argc, char **argv, int *i)
@@ -178,7 +61,7 @@ static int parse_valued(struct deid_args *a, int argc, char **argv, int *i)
 	int missing = 0;
 
 	for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
-		if ((v = option_value(arg, names[k], argc, argv, i, &missing)) != NULL || missing)
+		if ((v = cli_option_value(arg, names[k], argc, argv, i, &missing)) != NULL || missing)
 			break;
 	if (missing)
 		return usage_error("missing value after", arg);
@@ -186,7 +69,7 @@ static int parse_valued(struct deid_args *a, int argc, char **argv, int *i)
 		return 1;
 	switch (k) {
 	case 0:
-		return parse_option_name(&a->options, v);
+		return cli_parse_deid_option(&a->options, "deid", v);
 	case 1:
 		a->rules_file = v;
 		return 0;
@@ -200,7 +83,7 @@ static int parse_valued(struct deid_args *a, int argc, char **argv, int *i)
 		a->pseudonym = v;
 		return 0;
 	default:
-		return parse_workers(&a->workers, v) ?
+		return cli_parse_workers(&a->workers, v) ?
 			usage_error("--workers needs a number from 0 to 1024", NULL) : 0;
 	}
 }
@@ -256,80 +139,6 @@ static int parse_args(struct deid_args *a, int argc, char **argv)
 
 /* --- the site key and the profile ------------------------------------------------- */
 
-/* A plain memset before free may be optimised away; this one may not. */
-static void wipe(void *p, size_t n)
-{
-	volatile unsigned char *v = p;
-
-	while (n--)
-		*v++ = 0;
-}
-
-static int read_rules(char **out, const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	size_t n;
-	char *text;
-
-	if (!f) {
-		fprintf(stderr, "fednode deid: cannot open rules file '%s': %s\n", path,
-			strerror(errno));
-		return CLI_FAILED;
-	}
-	text = malloc(RULES_MAX + 1);
-	n = text ? fread(text, 1, RULES_MAX + 1, f) : 0;
-	if (!text || ferror(f) || n > RULES_MAX) {
-		fprintf(stderr, "fednode deid: cannot read rules file '%s'%s\n", path,
-			n > RULES_MAX ? ": larger than 1 MiB" : "");
-		free(text);
-		fclose(f);
-		return CLI_FAILED;
-	}
-	fclose(f);
-	text[n] = '\0';
-	*out = text;
-	return CLI_OK;
-}
-
-static int load_key(unsigned char *key, const char *path)
-{
-	int rc = fdn_deid_key_load(key, FDN_DEID_KEY_BYTES, path);
-
-	if (rc == FDN_ENOTFOUND) {
-		fprintf(stderr, "fednode deid: no key file '%s'.  Create the site key once with\n"
-			"  fednode deid --init-key %s\n"
-			"and keep it secret and backed up: the same key gives the same pseudonyms.\n",
-			path, path);
-		return CLI_FAILED;
-	}
-	return rc ? cli_fail("cannot load the site key", rc) : CLI_OK;
-}
-
-static int make_profile(fdn_deid_profile **out, const struct deid_args *a)
-{
-	fdn_deid_options o;
-	unsigned char key[FDN_DEID_KEY_BYTES];
-	char *rules = NULL;
-	int rc;
-
-	if ((rc = fdn_deid_options_init(&o, FDN_DEID_OPTIONS_VERSION)) != 0)
-		return cli_fail("deid", rc);
-	if (a->rules_file && (rc = read_rules(&rules, a->rules_file)) != CLI_OK)
-		return rc;
-	if ((rc = load_key(key, a->key_file)) == CLI_OK) {
-		o.options = a->options;
-		o.key = key;
-		o.rules_json = rules;
-		o.allow_burned_in = a->allow_burned_in;
-		/* The profile copies the key into guarded memory. */
-		if ((rc = fdn_deid_profile_new(out, &o)) != 0)
-			rc = cli_fail("invalid de-identification settings", rc);
-	}
-	wipe(key, sizeof(key));
-	free(rules);
-	return rc;
-}
-
 /* --- output paths ------------------------------------------------------------------ */
 
 /* Creates the folders of @p path (a file path) below its first @p from bytes. */
@@ -379,13 +188,13 @@ struct run {
 	size_t in_len;          /* of IN without trailing slashes */
 	int tree;               /* IN is a folder */
 	uint64_t done;
-	struct lines refused, failed;
+	struct cli_lines refused, failed;
 	int show_progress, progress_drawn, out_of_memory;
 };
 
-static int note(struct run *r, struct lines *l, const char *path, const char *reason)
+static int note(struct run *r, struct cli_lines *l, const char *path, const char *reason)
 {
-	if (lines_add(l, path, reason) == 0)
+	if (cli_lines_add(l, path, reason) == 0)
 		return 0;
 	r->out_of_memory = 1;
 	return FDN_EUSER;
@@ -543,9 +352,9 @@ static void print_summary(const struct run *r, const fdn_scan_stats *st, int int
 	printf("  refused           %zu\n", r->refused.n);
 	printf("  not DICOM         %" PRIu64 " (not copied)\n", st->not_dicom);
 	printf("  errors            %zu\n", r->failed.n);
-	lines_print(&r->refused, "Refused (possible burned-in annotation or recognizable "
+	cli_lines_print(&r->refused, "Refused (possible burned-in annotation or recognizable "
 		"features; see --allow-burned-in)");
-	lines_print(&r->failed, "Errors");
+	cli_lines_print(&r->failed, "Errors");
 }
 
 /* Checks IN and OUT and creates OUT for a tree. */
@@ -617,8 +426,8 @@ static int convert(const struct deid_args *a, const fdn_deid_profile *profile)
 		rc = interrupted ? EXIT_INTERRUPTED :
 			(r.refused.n || r.failed.n || (!r.tree && !r.done)) ? CLI_FAILED : CLI_OK;
 	}
-	lines_free(&r.refused);
-	lines_free(&r.failed);
+	cli_lines_free(&r.refused);
+	cli_lines_free(&r.failed);
 	return rc;
 }
 
@@ -658,7 +467,8 @@ int cmd_deid(int argc, char **argv)
 		return rc;
 	if (a.init_key)
 		return init_key(a.init_key);
-	if ((rc = make_profile(&profile, &a)) != CLI_OK)
+	if ((rc = cli_deid_profile(&profile, "deid", a.key_file, a.options, a.rules_file,
+	    a.allow_burned_in)) != CLI_OK)
 		return rc;
 	rc = a.pseudonym ? print_pseudonym(profile, a.pseudonym) : convert(&a, profile);
 	fdn_deid_profile_free(profile);

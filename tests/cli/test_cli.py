@@ -877,3 +877,230 @@ def test_deid_progress_on_terminal(tmp_path, key):
     assert proc.returncode == 0, out
     assert b"3 files  3 de-identified  0 refused  0 errors" in seen, seen
     assert seen.endswith(b"\r\x1b[K")
+
+
+# ---------------------------------------------------------------------------
+# `import` and `registry`: scan → de-identify → register; stats, queries,
+# labels, cohorts, consent withdrawal, manifests, audit log and its checks.
+
+def registry_tree(root):
+    """Two patients (three instances, two modalities), a burned-in image and
+    a text file."""
+    root.mkdir()
+    save(deid_instance("PAT-1", 1), root / "1.dcm")
+    save(deid_instance("PAT-1", 2), root / "2.dcm")
+    mr = deid_instance("PAT-2", 3, modality="MR")
+    mr.StudyInstanceUID = f"{UID_ROOT}8"
+    mr.SeriesInstanceUID = f"{UID_ROOT}8.1"
+    save(mr, root / "3.dcm")
+    burned = deid_instance("PAT-3", 4, burned_in="YES")
+    burned.StudyInstanceUID = f"{UID_ROOT}9"
+    burned.SeriesInstanceUID = f"{UID_ROOT}9.1"
+    save(burned, root / "burned.dcm")
+    (root / "notes.txt").write_text("not DICOM\n")
+    return root
+
+
+def summary_count(out, name):
+    m = re.search(rf"^  {name} +(\d+)$", out, re.M)
+    assert m, (name, out)
+    return int(m.group(1))
+
+
+@pytest.fixture
+def registry(tmp_path, key):
+    """A registry holding the tree above: (registry folder, key, source)."""
+    if pydicom is None:
+        pytest.skip("pydicom not installed")
+    src = registry_tree(tmp_path / "in")
+    reg = tmp_path / "reg"
+    r = run("import", "--create", "--registry", str(reg), "--key-file", str(key), str(src))
+    assert r.returncode == 1, r.stdout + r.stderr  # the burned-in image is refused
+    return reg, key, src, r
+
+
+def reg(registry_dir, *args):
+    return run("registry", str(registry_dir), *args)
+
+
+@needs_pydicom
+def test_import_counts_refusals_and_reimport(registry):
+    regdir, key, src, r = registry
+    for name, n in (("files examined", 5), ("imported", 3), ("already present", 0),
+                    ("refused", 1), ("not DICOM", 1), ("errors", 0)):
+        assert summary_count(r.stdout, name) == n, name
+    refused = r.stdout.split("Refused")[1]
+    assert f"{src / 'burned.dcm'}: Burned In Annotation (0028,0301) is YES" in refused
+    # Again: nothing new, and without --create the registry must exist.
+    r = run("import", "--registry", str(regdir), "--key-file", str(key), str(src / "1.dcm"),
+            str(src / "2.dcm"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert summary_count(r.stdout, "imported") == 0
+    assert summary_count(r.stdout, "already present") == 2
+    # --allow-burned-in takes the refused one.
+    r = run("import", "--allow-burned-in", "--quiet", "--registry", str(regdir),
+            "--key-file", str(key), str(src))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert summary_count(r.stdout, "imported") == 1
+    assert summary_count(r.stdout, "already present") == 3
+
+
+@needs_pydicom
+def test_import_missing_registry_names_create(tmp_path, key):
+    src = registry_tree(tmp_path / "in")
+    r = run("import", "--registry", str(tmp_path / "none"), "--key-file", str(key), str(src))
+    assert r.returncode == 1 and "--create" in r.stderr
+    assert not (tmp_path / "none" / "registry.db").exists()
+    r = run("import", "--create", "--registry", str(tmp_path / "r"), "--key-file", str(key),
+            str(tmp_path / "missing"))
+    assert r.returncode == 1 and str(tmp_path / "missing") in r.stdout
+
+
+@needs_pydicom
+def test_import_progress_on_terminal(tmp_path, key):
+    src = registry_tree(tmp_path / "in")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([CLI, "import", "--create", "--registry", str(tmp_path / "r"),
+                             "--key-file", str(key), str(src)], stdout=subprocess.PIPE,
+                            stderr=slave)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=60)
+    seen = read_available(master, 0.5)
+    os.close(master)
+    assert proc.returncode == 1, out
+    assert b"5 files  3 imported  0 present  1 refused  0 errors" in seen, seen
+    assert seen.endswith(b"\r\x1b[K")
+
+
+@needs_pydicom
+def test_registry_stats_query_label(registry):
+    regdir, key, src, _ = registry
+    r = reg(regdir, "stats")
+    assert r.returncode == 0, r.stderr
+    assert summary_count(r.stdout, "patients") == 2
+    assert summary_count(r.stdout, "studies") == 2
+    assert summary_count(r.stdout, "instances") == 3
+    assert summary_count(r.stdout, "cohorts") == 0
+    assert summary_count(r.stdout, "audit records") >= 3
+    assert reg(regdir, "query", "modality = 'CT'").stdout.strip() == "2"
+    assert reg(regdir, "query", "modality IN ('CT', 'MR')").stdout.strip() == "3"
+    r = reg(regdir, "query", "modality = = 'CT'")
+    assert r.returncode == 2 and "column" in r.stderr and "^" in r.stderr
+    # Label the MR study (its de-identified UID, read back from the store).
+    mr = [p for p in (regdir / "objects").rglob("*") if p.is_file()
+          and pydicom.dcmread(str(p)).Modality == "MR"]
+    assert len(mr) == 1
+    study = pydicom.dcmread(str(mr[0])).StudyInstanceUID
+    r = reg(regdir, "label", "study", study, "finding", "nodule")
+    assert r.returncode == 0, r.stderr
+    assert reg(regdir, "query", "label.finding = 'nodule'").stdout.strip() == "1"
+    r = reg(regdir, "label", "study", "2.25.1", "finding", "x")
+    assert r.returncode == 1 and "no study '2.25.1'" in r.stderr
+    assert reg(regdir, "label", "planet", study, "k", "v").returncode == 2
+
+
+@needs_pydicom
+def test_registry_cohorts_withdraw_export(registry, tmp_path):
+    regdir, key, src, _ = registry
+    r = reg(regdir, "cohort", "list")
+    assert r.returncode == 0 and "No cohorts" in r.stdout
+    r = reg(regdir, "cohort", "create", "all", "modality IN ('CT', 'MR')")
+    assert r.returncode == 0, r.stderr
+    assert "3 members" in r.stdout
+    snapshot = re.search(r"snapshot sha256 ([0-9a-f]{64})", r.stdout).group(1)
+    assert reg(regdir, "cohort", "create", "all", "modality = 'CT'").returncode == 1
+    r = reg(regdir, "cohort", "create", "ct", "modality = 'CT'")
+    assert r.returncode == 0 and "2 members" in r.stdout
+    r = reg(regdir, "cohort", "list")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()[1:]}
+    assert rows["all"][1] == "3" and rows["all"][-1] == snapshot and rows["ct"][1] == "2"
+    p1 = run("deid", "--pseudonym", "PAT-1", "--key-file", str(key)).stdout.strip()
+    p2 = run("deid", "--pseudonym", "PAT-2", "--key-file", str(key)).stdout.strip()
+    r = reg(regdir, "cohort", "show", "all")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(p1) == 2 and r.stdout.count(p2) == 1 and "3 members" in r.stdout
+    # Withdraw PAT-2 by pseudonym and PAT-1 by the original ID.
+    assert reg(regdir, "withdraw", p2).returncode == 2  # --reason is required
+    r = reg(regdir, "withdraw", p2, "--reason", "letter of 2024-05-01")
+    assert r.returncode == 0, r.stderr
+    r = reg(regdir, "cohort", "show", "all")
+    assert p2 not in r.stdout and r.stdout.count(p1) == 2
+    r = reg(regdir, "withdraw", "PAT-1", "--key-file", str(key), "--reason", "phone call")
+    assert r.returncode == 0, r.stderr
+    assert "PAT-1" not in r.stdout and p1 in r.stdout
+    r = reg(regdir, "cohort", "show", "all")
+    assert p1 not in r.stdout and "0 members" in r.stdout
+    assert summary_count(reg(regdir, "stats").stdout, "withdrawn") == 2
+    r = reg(regdir, "withdraw", "NOBODY", "--reason", "x")
+    assert r.returncode == 1 and "no patient NOBODY" in r.stderr
+    # Manifests: to stdout and to a file.
+    r = reg(regdir, "export", "all", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["cohort"]["name"] == "all" and doc["members"] == []
+    out = tmp_path / "m.csv"
+    r = reg(regdir, "grant-not-a-command")
+    assert r.returncode == 2
+    r = reg(regdir, "export", "ct", "--format", "csv", "--output", str(out))
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    assert out.read_text().startswith("sop_instance_uid,")
+    assert reg(regdir, "export", "ct", "--format", "xml").returncode == 2
+    assert reg(regdir, "export", "nope").returncode == 1
+
+
+@needs_pydicom
+def test_registry_verify_audit_and_tamper(registry):
+    import sqlite3
+    regdir, key, src, _ = registry
+    assert reg(regdir, "cohort", "create", "all", "modality != 'XX'").returncode == 0
+    r = reg(regdir, "verify")
+    assert r.returncode == 0 and "intact" in r.stdout, r.stdout + r.stderr
+    r = reg(regdir, "audit")
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["seq"] for x in records] == list(range(1, len(records) + 1))
+    assert records[-1]["event"] == "cohort.create"
+    r = reg(regdir, "audit", "--since", str(len(records)))
+    assert [json.loads(line)["seq"] for line in r.stdout.splitlines()] == [len(records)]
+    assert reg(regdir, "audit", "--since", "x").returncode == 2
+    db = sqlite3.connect(str(regdir / "registry.db"))
+    db.execute("UPDATE audit SET record = replace(record, 'cohort.create', 'cohort.crate') "
+               "WHERE seq = ?", (len(records),))
+    db.commit()
+    db.close()
+    r = reg(regdir, "verify")
+    assert r.returncode == 1
+    assert f"audit record {len(records)}" in r.stdout and "NOT intact" in r.stdout
+
+
+def test_registry_usage_errors(tmp_path):
+    for args in ((), (str(tmp_path),), (str(tmp_path), "frob"), (str(tmp_path), "cohort"),
+                 (str(tmp_path), "cohort", "drop"), (str(tmp_path), "query"),
+                 (str(tmp_path), "stats", "extra"), (str(tmp_path), "stats", "--purge"),
+                 (str(tmp_path), "label", "study", "1.2", "k")):
+        r = run("registry", *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "fednode registry" in r.stderr
+    r = run("registry", str(tmp_path / "none"), "stats")
+    assert r.returncode == 1 and "no registry" in r.stderr
+    for args in ((), ("--registry", "r"), ("--registry", "r", "--key-file", "k"),
+                 ("--frob",), ("--option", "nope", "--registry", "r", "--key-file", "k", "p")):
+        r = run("import", *args)
+        assert r.returncode == 2, (args, r.stderr)
+
+
+def test_import_and_registry_help():
+    r = run("import", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: fednode import")
+    for word in ("--registry", "--create", "--key-file", "--allow-burned-in", "--rules",
+                 "--option", "already present"):
+        assert word in r.stdout, word
+    r = run("registry", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: fednode registry")
+    for word in ("stats", "query FILTER", "label LEVEL UID KEY VALUE", "cohort create",
+                 "cohort list", "cohort show", "withdraw PATIENT", "--purge", "export COHORT",
+                 "verify", "audit [--since N]"):
+        assert word in r.stdout, word
+    top = run("--help").stdout
+    assert "import" in top and "registry" in top
