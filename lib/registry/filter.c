@@ -559,7 +559,9 @@ static int cmp_body(parser *p, const field_def *f, size_t key)
  * non-correlated subquery: SQLite computes it once from the label index
  * and, when it is a top-level AND term, drives the whole query from it
  * instead of evaluating three lookups for every instance.  @p c is the
- * comparison on l.value, repeated for the three levels.
+ * comparison on l.value, repeated for the three levels.  cohort.c
+ * recognises a label comparison by the text "FROM label l" and then
+ * lets SQLite choose the join order (see FROM_LABEL there).
  */
 static int emit_label(parser *p, const char *c, size_t k)
 {

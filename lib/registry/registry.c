@@ -482,6 +482,10 @@ void fdn_registry_free(fdn_registry *reg)
 	fdn__free(reg->pending.records);
 	for (i = 0; i < reg->cache_count; i++)
 		sqlite3_finalize(reg->cache[i].stmt);
+	/* Keeps the planner's statistics current (cohort filters with labels
+	 * depend on them); cheap when nothing changed.  A failure, e.g. on a
+	 * read-only handle or a busy database, is harmless. */
+	sqlite3_exec(reg->db, "PRAGMA optimize", NULL, NULL, NULL);
 	sqlite3_close_v2(reg->db);
 	fdn__free(reg->path);
 	fdn__free(reg->objects_dir);

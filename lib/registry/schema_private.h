@@ -48,10 +48,16 @@
 	"  transfer_syntax TEXT NOT NULL," \
 	"  added TEXT NOT NULL," \
 	"  purged INTEGER NOT NULL DEFAULT 0);" \
-	"CREATE INDEX instance_series ON instance(series_id);" \
+	/* Covering for cohort queries (cohort.c walks series first, then \
+	 * each series' instances in this index's order): purged and the \
+	 * size fields filters test are read without touching the wide \
+	 * instance rows. */ \
+	"CREATE INDEX instance_series ON instance(series_id, purged, \"rows\", \"columns\", frames);" \
 	"CREATE INDEX series_study ON series(study_id);" \
 	"CREATE INDEX study_patient ON study(patient_id);" \
-	"CREATE INDEX series_modality ON series(modality);" \
+	/* study_id included: a modality filter reaches the study without \
+	 * reading the series row. */ \
+	"CREATE INDEX series_modality ON series(modality, study_id);" \
 	"CREATE INDEX study_date ON study(study_date);" \
 	"CREATE TABLE label (" \
 	"  level INTEGER NOT NULL," /* fdn_label_level */ \

@@ -175,6 +175,10 @@ int main(void)
 		"study_date >= '2024-06-01' AND body_part = 'HEAD'",
 		"modality = 'US' AND NOT label.diagnosis = 'normal'",
 		"rows >= 1024",
+		"modality = 'CT'",
+		"sex = 'F'",
+		"age >= 60",
+		"",
 	};
 	fdn_registry_options opts = FDN_REGISTRY_OPTIONS_INIT;
 	char dir[] = "/tmp/fdn-bench-registry-XXXXXX", path[128], cmd[160];
@@ -205,7 +209,7 @@ int main(void)
 		if (t > worst)
 			worst = t;
 		printf("%8.1f ms  %8llu rows  %s\n", t * 1e3, (unsigned long long)q.count,
-			filters[i]);
+			filters[i][0] ? filters[i] : "(empty filter: every instance)");
 	}
 	t = bench_now();
 	if (fdn_cohort_create(hash, reg, "bench", filters[0]) != 0) {
