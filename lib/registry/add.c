@@ -104,8 +104,8 @@ static int study_row(fdn_registry *reg, const fdn_instance_info *i,
 {
 	static const char sel[] = "SELECT id, patient_id FROM study WHERE uid = ?";
 	static const char ins[] =
-		"INSERT INTO study (uid, patient_id, study_date, description, age)"
-		" VALUES (?, ?, ?, ?, ?)";
+		"INSERT INTO study (uid, patient_id, study_date, description, age, age_years)"
+		" VALUES (?, ?, ?, ?, ?, ?)";
 	sqlite3_int64 parent = 0;
 	sqlite3_stmt *st;
 	int rc;
@@ -121,6 +121,11 @@ static int study_row(fdn_registry *reg, const fdn_instance_info *i,
 	sqlite3_bind_text(st, 3, i->study_date, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, i->study_description, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, i->patient_age, -1, SQLITE_STATIC);
+	double years = fdn_registry__age_years(i->patient_age);
+	if (years >= 0)
+		sqlite3_bind_double(st, 6, years);
+	else
+		sqlite3_bind_null(st, 6);
 	if ((rc = step_done(reg, st, "insert study")) < 0)
 		return rc;
 	*id = sqlite3_last_insert_rowid(reg->db);

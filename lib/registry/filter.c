@@ -33,6 +33,7 @@
 #include "fednode/registry.h"
 #include "core/core_private.h"
 #include "registry/cohort_private.h"
+#include "registry/registry_private.h"
 
 typedef enum field_kind {
 	FIELD_TEXT,
@@ -48,12 +49,11 @@ typedef struct field_def {
 	field_kind kind;
 } field_def;
 
-/* The years of a DICOM AS value; NULL when malformed or empty. */
-#define AGE_YEARS_SQL \
-	"(CASE WHEN length(st.age) = 4 AND substr(st.age, 1, 3) GLOB '[0-9][0-9][0-9]'" \
-	" THEN CAST(substr(st.age, 1, 3) AS REAL) / (CASE substr(st.age, 4, 1)" \
-	" WHEN 'Y' THEN 1.0 WHEN 'M' THEN 12.0 WHEN 'W' THEN 52.1775" \
-	" WHEN 'D' THEN 365.25 END) END)"
+/* study.age_years holds the years of the study's DICOM AS value (NULL
+ * when malformed or empty), computed once at insert by
+ * fdn_registry__age_years(): converting the text for every row made age
+ * filters the slowest of all. */
+#define AGE_YEARS_SQL "st.age_years"
 
 static const field_def fields[] = {
 	{ "modality", "se.modality", FIELD_TEXT },
@@ -335,8 +335,7 @@ static int push_text(parser *p, const char *text, size_t *index)
 	return push_value(p, v, index);
 }
 
-/* DICOM AS ("061Y") to years, or -1 when malformed. */
-static double age_years(const char *s)
+double fdn_registry__age_years(const char *s)
 {
 	double n;
 
@@ -390,7 +389,7 @@ static int value(parser *p, const field_def *f)
 			break;
 		case FIELD_AGE:
 			v.is_real = true;
-			v.real = age_years(p->tok.text);
+			v.real = fdn_registry__age_years(p->tok.text);
 			if (v.real < 0)
 				return expected(p, "an age in years or as 'nnnY', 'nnnM', 'nnnW' or 'nnnD'");
 			rc = push_value(p, v, &index);

@@ -134,4 +134,8 @@ int fdn_registry__storage_sync(fdn_registry *reg);
  * used as file names: nothing else may reach the file system). */
 bool fdn_registry__hash_valid(const char *hash);
 
+/* DICOM AS ("061Y", "006M", "012W", "030D") in years, or -1 when
+ * malformed; study.age_years and age filters use the same conversion. */
+double fdn_registry__age_years(const char *as);
+
 #endif

@@ -24,7 +24,8 @@
 	"  patient_id INTEGER NOT NULL REFERENCES patient(id)," \
 	"  study_date TEXT NOT NULL DEFAULT ''," \
 	"  description TEXT NOT NULL DEFAULT ''," \
-	"  age TEXT NOT NULL DEFAULT '');" \
+	"  age TEXT NOT NULL DEFAULT ''," \
+	"  age_years REAL);" /* age in years, NULL when unknown: cohort filters */ \
 	"CREATE TABLE series (" \
 	"  id INTEGER PRIMARY KEY," \
 	"  uid TEXT NOT NULL UNIQUE," \

@@ -83,17 +83,20 @@ static void fill(const char *dbpath)
 	}
 	sqlite3_finalize(st);
 
-	st = prep(db, "INSERT INTO study (id, uid, patient_id, study_date, description, age)"
-		" VALUES (?, ?, ?, ?, 'study', ?)");
+	/* age_years as fdn_registry_add computes it from the AS value. */
+	st = prep(db, "INSERT INTO study (id, uid, patient_id, study_date, description, age,"
+		" age_years) VALUES (?, ?, ?, ?, 'study', ?, ?)");
 	for (int i = 1; i <= STUDIES; i++) {
 		snprintf(buf, sizeof(buf), "1.2.826.0.1.3680043.10.998.1.%d", i);
 		snprintf(date, sizeof(date), "%04u%02u%02u", 2015 + rnd(10), 1 + rnd(12), 1 + rnd(28));
-		snprintf(age, sizeof(age), "%03uY", 18 + rnd(73));
+		unsigned years = 18 + rnd(73);
+		snprintf(age, sizeof(age), "%03uY", years);
 		sqlite3_bind_int(st, 1, i);
 		sqlite3_bind_text(st, 2, buf, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int(st, 3, 1 + (int)rnd(PATIENTS));
 		sqlite3_bind_text(st, 4, date, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 5, age, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_double(st, 6, years);
 		run(db, st, "study");
 	}
 	sqlite3_finalize(st);
