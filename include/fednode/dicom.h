@@ -370,7 +370,7 @@ typedef int (*fdn_scan_instance_cb)(const char *path, fdn_dataset *ds,
 
 /**
  * Receives each file that was not delivered as an instance, with the
- * reason: @p code is FDN_EUNSUPPORTED for files that are not DICOM
+ * reason (a sentence that does not repeat @p path): @p code is FDN_EUNSUPPORTED for files that are not DICOM
  * instances (no DICOM content, a DICOMDIR), FDN_EFORMAT for malformed
  * DICOM, FDN_EIO/FDN_ENOTFOUND for files or folders that could not be
  * read, FDN_ECONFLICT for a symbolic-link loop.  Runs on the calling

@@ -693,9 +693,15 @@ static int read_item(const scan_state *s, scan_item *it)
 	}
 	if (fdn_error_last()->klass == FDN_ERRCLASS_NOMEMORY)
 		return rc;
+	/* The reader names the file first; on_skip gets the path already,
+	 * and the walker's reasons do not repeat it either. */
+	const char *why = fdn_error_last()->message;
+	size_t n = strlen(it->path);
+	if (strncmp(why, it->path, n) == 0 && why[n] == ':' && why[n + 1] == ' ')
+		why += n + 2;
 	if (not_dicom)
-		return item_skip(it, FDN_EUNSUPPORTED, TALLY_NOT_DICOM, fdn_error_last()->message);
-	return item_skip(it, skip_code(rc), TALLY_ERROR, fdn_error_last()->message);
+		return item_skip(it, FDN_EUNSUPPORTED, TALLY_NOT_DICOM, why);
+	return item_skip(it, skip_code(rc), TALLY_ERROR, why);
 }
 
 /* Queues a worker's result.  The consumer is woken once the queue is

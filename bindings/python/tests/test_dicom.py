@@ -195,6 +195,8 @@ def test_scan_delivers_instances_and_skips(tmp_path):
     assert stats.instances == 6 and stats.files == 7 and stats.not_dicom == 1
     assert skipped and skipped[0][0].endswith("notes.txt")
     assert skipped[0][1] == fednode.errors.EUNSUPPORTED
+    # The reason says why without repeating the path it comes with.
+    assert skipped[0][2].startswith("not a DICOM file"), skipped[0][2]
     assert progress and progress[-1].items_done == 7
 
 
