@@ -26,6 +26,7 @@ __all__ = [
     "CertError", "FednodeIOError", "CancelledError", "UserError",
     "BufferTooSmallError", "FormatError", "PHIError", "ConflictError",
     "UnsupportedError", "DeidProfile", "DeidReport", "deid_key_generate", "deid_key_load",
+    "Model",
 ]
 
 lib = _lib.lib
@@ -153,3 +154,4 @@ from .dicom import (Dataset, Item, keyword_for_tag, scan, tag_from_keyword,  # n
                     vr_for_tag)
 from .deid import DeidProfile, DeidReport, deid_key_generate, deid_key_load  # noqa: E402
 from . import registry  # noqa: E402,F401
+from .model import Model  # noqa: E402

@@ -157,6 +157,13 @@ class DeidOptions(Structure):
                 ("allow_burned_in", c_int)]
 
 
+class TensorInfo(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("name", c_char_p), ("dtype", c_int),
+                ("ndim", c_size_t), ("shape", c_uint64 * 8), ("data", c_void_p),
+                ("nbytes", c_size_t)]
+
+
 # --- prototypes -------------------------------------------------------------
 
 def _check_status(result, func, args):
@@ -263,6 +270,28 @@ PROTOTYPES = {
     "fdn_registry_audit": (STATUS, [c_void_p, c_char_p, c_char_p]),
     "fdn_registry_verify": (STATUS, [POINTER(Buf), c_void_p]),
     "fdn_registry_audit_export": (STATUS, [POINTER(Buf), c_void_p, c_uint64]),
+    # model.h
+    "fdn_dtype_size": (c_size_t, [c_int]),
+    "fdn_dtype_name": (c_char_p, [c_int]),
+    "fdn_dtype_from_name": (STATUS, [POINTER(c_int), c_char_p]),
+    "fdn_model_max_dims": (c_size_t, []),
+    "fdn_model_header_max": (c_uint64, []),
+    "fdn_model_new": (STATUS, [POINTER(c_void_p)]),
+    "fdn_model_read_file": (STATUS, [POINTER(c_void_p), c_char_p, c_uint]),
+    "fdn_model_read_buffer": (STATUS, [POINTER(c_void_p), c_char_p, c_size_t, c_uint]),
+    "fdn_model_free": (None, [c_void_p]),
+    "fdn_model_tensor_count": (c_size_t, [c_void_p]),
+    "fdn_model_tensor": (STATUS, [POINTER(TensorInfo), c_void_p, c_size_t]),
+    "fdn_model_find": (STATUS, [POINTER(c_size_t), c_void_p, c_char_p]),
+    "fdn_model_add_tensor": (STATUS, [c_void_p, c_char_p, c_int, c_size_t,
+                                      POINTER(c_uint64), c_char_p, c_size_t]),
+    "fdn_model_set_metadata": (STATUS, [c_void_p, c_char_p, c_char_p]),
+    "fdn_model_get_metadata": (STATUS, [POINTER(c_char_p), c_void_p, c_char_p]),
+    "fdn_model_metadata_count": (c_size_t, [c_void_p]),
+    "fdn_model_metadata_entry": (STATUS, [POINTER(c_char_p), POINTER(c_char_p),
+                                          c_void_p, c_size_t]),
+    "fdn_model_write_file": (STATUS, [c_void_p, c_char_p]),
+    "fdn_model_write_buffer": (STATUS, [POINTER(Buf), c_void_p]),
 }
 
 
