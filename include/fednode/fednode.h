@@ -12,6 +12,7 @@
 #include "fednode/common.h"
 #include "fednode/deid.h"
 #include "fednode/dicom.h"
+#include "fednode/exchange.h"
 #include "fednode/model.h"
 #include "fednode/registry.h"
 #include "fednode/version.h"

@@ -26,7 +26,7 @@ __all__ = [
     "CertError", "FednodeIOError", "CancelledError", "UserError",
     "BufferTooSmallError", "FormatError", "PHIError", "ConflictError",
     "UnsupportedError", "DeidProfile", "DeidReport", "deid_key_generate", "deid_key_load",
-    "Model",
+    "Model", "Identity", "Trust", "TrustPeer",
 ]
 
 lib = _lib.lib
@@ -155,3 +155,4 @@ from .dicom import (Dataset, Item, keyword_for_tag, scan, tag_from_keyword,  # n
 from .deid import DeidProfile, DeidReport, deid_key_generate, deid_key_load  # noqa: E402
 from . import registry  # noqa: E402,F401
 from .model import Model  # noqa: E402
+from .exchange import Identity, Trust, TrustPeer  # noqa: E402

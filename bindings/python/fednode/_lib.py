@@ -164,6 +164,14 @@ class TensorInfo(Structure):
                 ("nbytes", c_size_t)]
 
 
+class TrustPeerInfo(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("node_id", c_char_p), ("role", c_int),
+                ("fingerprint", c_char_p), ("valid_until", c_char_p),
+                ("ed25519_public", ctypes.c_ubyte * 32),
+                ("x25519_public", ctypes.c_ubyte * 32)]
+
+
 # --- prototypes -------------------------------------------------------------
 
 def _check_status(result, func, args):
@@ -292,6 +300,24 @@ PROTOTYPES = {
                                           c_void_p, c_size_t]),
     "fdn_model_write_file": (STATUS, [c_void_p, c_char_p]),
     "fdn_model_write_buffer": (STATUS, [POINTER(Buf), c_void_p]),
+    # exchange.h
+    "fdn_node_id_max": (c_size_t, []),
+    "fdn_public_key_bytes": (c_size_t, []),
+    "fdn_identity_generate": (STATUS, [POINTER(c_void_p), c_char_p]),
+    "fdn_identity_save": (STATUS, [c_void_p, c_char_p, c_char_p]),
+    "fdn_identity_load": (STATUS, [POINTER(c_void_p), c_char_p, c_char_p]),
+    "fdn_identity_free": (None, [c_void_p]),
+    "fdn_identity_node_id": (c_char_p, [c_void_p]),
+    "fdn_identity_public": (STATUS, [POINTER(Buf), c_void_p, c_char_p]),
+    "fdn_identity_fingerprint": (STATUS, [POINTER(Buf), c_void_p]),
+    "fdn_trust_open": (STATUS, [POINTER(c_void_p), c_char_p]),
+    "fdn_trust_add": (STATUS, [c_void_p, c_char_p, c_int, c_char_p]),
+    "fdn_trust_remove": (STATUS, [c_void_p, c_char_p]),
+    "fdn_trust_count": (c_size_t, [c_void_p]),
+    "fdn_trust_peer": (STATUS, [POINTER(TrustPeerInfo), c_void_p, c_size_t]),
+    "fdn_trust_find_by_key": (STATUS, [POINTER(c_size_t), c_void_p, c_char_p, c_int64]),
+    "fdn_trust_save": (STATUS, [c_void_p]),
+    "fdn_trust_free": (None, [c_void_p]),
 }
 
 
