@@ -52,6 +52,14 @@ int cli_parse_deid_option(unsigned int *flags, const char *command, const char *
 /* A worker count (0..1024); -1 when @p s is not one. */
 int cli_parse_workers(unsigned int *out, const char *s);
 
+/* Ctrl-C signals @p token, so that a scan stops between files; a second
+ * Ctrl-C (SA_RESETHAND) ends the program at once.  The previous handler
+ * goes to @p old and comes back with cli_sigint_release(). */
+struct sigaction;
+struct fdn_cancel;
+void cli_sigint_catch(struct fdn_cancel *token, struct sigaction *old);
+void cli_sigint_release(const struct sigaction *old);
+
 /* A list of "path: reason" lines, printed under a title. */
 struct cli_lines {
 	char **v;

@@ -5,6 +5,7 @@
  * Written as an example host program: CC0 (see examples/COPYING).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,4 +218,33 @@ void cli_lines_free(struct cli_lines *l)
 	for (i = 0; i < l->n; i++)
 		free(l->v[i]);
 	free(l->v);
+}
+
+/* --- Ctrl-C ------------------------------------------------------------------- */
+
+/* Set before the handler is installed and cleared after it is removed. */
+static fdn_cancel *volatile interrupt_token;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	fdn_cancel_request(interrupt_token); /* async-signal-safe */
+}
+
+void cli_sigint_catch(fdn_cancel *token, struct sigaction *old)
+{
+	struct sigaction sa;
+
+	interrupt_token = token;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGINT, &sa, old);
+}
+
+void cli_sigint_release(const struct sigaction *old)
+{
+	sigaction(SIGINT, old, NULL);
+	interrupt_token = NULL;
 }

@@ -304,19 +304,10 @@ static int on_progress(const fdn_progress *p, void *payload)
 	return 0;
 }
 
-/* Set before the handler is installed and cleared after it is removed. */
-static fdn_cancel *volatile interrupt_token;
-
-static void on_sigint(int sig)
-{
-	(void)sig;
-	fdn_cancel_request(interrupt_token); /* async-signal-safe */
-}
-
 static int scan(struct run *r, unsigned int workers, fdn_cancel *token, fdn_scan_stats *st)
 {
 	fdn_scan_options opts;
-	struct sigaction sa, old;
+	struct sigaction old;
 	int rc;
 
 	if ((rc = fdn_scan_options_init(&opts, FDN_SCAN_OPTIONS_VERSION)) != 0)
@@ -330,15 +321,9 @@ static int scan(struct run *r, unsigned int workers, fdn_cancel *token, fdn_scan
 	opts.payload = r;
 	/* Ctrl-C stops between files (every output is written atomically);
 	 * a second one (SA_RESETHAND) ends the program at once. */
-	interrupt_token = token;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESETHAND;
-	sigaction(SIGINT, &sa, &old);
+	cli_sigint_catch(token, &old);
 	rc = fdn_scan(st, r->in, &opts);
-	sigaction(SIGINT, &old, NULL);
-	interrupt_token = NULL;
+	cli_sigint_release(&old);
 	erase_progress(r);
 	return rc;
 }

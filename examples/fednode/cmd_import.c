@@ -256,15 +256,6 @@ static int on_progress(const fdn_progress *p, void *payload)
 	return 0;
 }
 
-/* Set before the handler is installed and cleared after it is removed. */
-static fdn_cancel *volatile interrupt_token;
-
-static void on_sigint(int sig)
-{
-	(void)sig;
-	fdn_cancel_request(interrupt_token); /* async-signal-safe */
-}
-
 static int scan_one(struct run *r, const char *path, unsigned int workers, fdn_cancel *token)
 {
 	fdn_scan_stats st = { FDN_SCAN_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0 };
@@ -295,23 +286,17 @@ static int scan_one(struct run *r, const char *path, unsigned int workers, fdn_c
 
 static int import_all(struct run *r, const struct import_args *a, fdn_cancel *token)
 {
-	struct sigaction sa, old;
+	struct sigaction old;
 	int i, rc = 0, rc2;
 
 	/* Ctrl-C stops between files and the batch so far is committed; a
 	 * second one (SA_RESETHAND) ends the program at once, and SQLite
 	 * then drops the uncommitted batch as a crash would. */
-	interrupt_token = token;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESETHAND;
-	sigaction(SIGINT, &sa, &old);
+	cli_sigint_catch(token, &old);
 	for (i = 0; i < a->n_paths && rc == 0; i++)
 		rc = scan_one(r, a->paths[i], a->workers, token);
 	rc2 = batch_commit(r);
-	sigaction(SIGINT, &old, NULL);
-	interrupt_token = NULL;
+	cli_sigint_release(&old);
 	erase_progress(r);
 	if (rc2 != 0 && !r->batch_rc)
 		r->batch_rc = rc2;

@@ -235,36 +235,6 @@ static int on_progress(const fdn_progress *p, void *payload)
 	return 0;
 }
 
-/* --- Ctrl-C ----------------------------------------------------------------- */
-
-/* Set before the handler is installed and cleared after it is removed. */
-static fdn_cancel *volatile interrupt_token;
-
-static void on_sigint(int sig)
-{
-	(void)sig;
-	fdn_cancel_request(interrupt_token); /* async-signal-safe */
-}
-
-/* A second Ctrl-C (SA_RESETHAND) ends the program at once. */
-static void catch_sigint(fdn_cancel *token, struct sigaction *old)
-{
-	struct sigaction sa;
-
-	interrupt_token = token;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESETHAND;
-	sigaction(SIGINT, &sa, old);
-}
-
-static void release_sigint(const struct sigaction *old)
-{
-	sigaction(SIGINT, old, NULL);
-	interrupt_token = NULL;
-}
-
 /* --- the summary ---------------------------------------------------------------- */
 
 static int by_modality(const void *a, const void *b)
@@ -340,20 +310,6 @@ static int usage_error(const char *what, const char *arg)
 	return CLI_USAGE;
 }
 
-static int parse_workers(unsigned int *out, const char *s)
-{
-	char *end;
-	unsigned long n;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	n = strtoul(s, &end, 10);
-	if (*end || n > 1024)
-		return -1;
-	*out = (unsigned int)n;
-	return 0;
-}
-
 static int parse_args(struct scan_args *a, int argc, char **argv)
 {
 	int i, options = 1;
@@ -368,10 +324,10 @@ static int parse_args(struct scan_args *a, int argc, char **argv)
 		} else if (options && !strcmp(arg, "--quiet")) {
 			a->quiet = 1;
 		} else if (options && !strcmp(arg, "--workers")) {
-			if (parse_workers(&a->workers, i + 1 < argc ? argv[++i] : NULL))
+			if (cli_parse_workers(&a->workers, i + 1 < argc ? argv[++i] : NULL))
 				return usage_error("--workers needs a number from 0 to 1024", NULL);
 		} else if (options && !strncmp(arg, "--workers=", 10)) {
-			if (parse_workers(&a->workers, arg + 10))
+			if (cli_parse_workers(&a->workers, arg + 10))
 				return usage_error("--workers needs a number from 0 to 1024", NULL);
 		} else if (options && arg[0] == '-' && arg[1]) {
 			return usage_error("unknown option", arg);
@@ -402,9 +358,9 @@ static int run(const struct scan_args *a, struct report *r, fdn_cancel *token)
 	opts.cancel = token;
 	opts.payload = r;
 
-	catch_sigint(token, &old);
+	cli_sigint_catch(token, &old);
 	rc = fdn_scan(&stats, a->root, &opts);
-	release_sigint(&old);
+	cli_sigint_release(&old);
 	erase_progress(r);
 
 	interrupted = rc == FDN_ECANCELLED;
