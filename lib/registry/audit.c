@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include "registry/registry_private.h"
 
@@ -27,9 +28,8 @@ static const char zero_hash[] =
 /* SHA-256(prev || record) as hex, without building the concatenation. */
 static int chain_hash(char out[FDN_REGISTRY__HASH_SIZE], const char *prev, const char *record)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0, i;
+	unsigned int len = 0;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	int ok;
 
@@ -42,11 +42,7 @@ static int chain_hash(char out[FDN_REGISTRY__HASH_SIZE], const char *prev, const
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
 		return fdn__error_set(FDN_ERROR, FDN_ERRCLASS_REGISTRY, "SHA-256 failed");
-	for (i = 0; i < len; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
+	sodium_bin2hex(out, FDN_REGISTRY__HASH_SIZE, md, 32);
 	return 0;
 }
 

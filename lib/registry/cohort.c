@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include "registry/registry_private.h"
 #include "registry/cohort_private.h"
@@ -173,7 +174,6 @@ static int cohort_lookup(cohort_row *out, fdn_registry *reg, const char *name)
 static int snapshot_hash(char out[FDN_REGISTRY__HASH_SIZE], fdn_registry *reg,
 	int64_t cohort_id)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -209,11 +209,7 @@ static int snapshot_hash(char out[FDN_REGISTRY__HASH_SIZE], fdn_registry *reg,
 		rc = fdn__error_set(FDN_ERROR, FDN_ERRCLASS_REGISTRY, "SHA-256 failed");
 		goto out;
 	}
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
+	sodium_bin2hex(out, FDN_REGISTRY__HASH_SIZE, md, 32);
 	rc = 0;
 out:
 	sqlite3_finalize(st);

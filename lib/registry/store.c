@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <sodium.h>
 
 #include "registry/registry_private.h"
 
@@ -30,17 +31,12 @@ bool fdn_registry__hash_valid(const char *hash)
 
 int fdn_registry__sha256_hex(char out[FDN_REGISTRY__HASH_SIZE], const void *data, size_t size)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0, i;
+	unsigned int len = 0;
 
 	if (EVP_Digest(data, size, md, &len, EVP_sha256(), NULL) != 1 || len != 32)
 		return fdn__error_set(FDN_ERROR, FDN_ERRCLASS_REGISTRY, "SHA-256 failed");
-	for (i = 0; i < len; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
+	sodium_bin2hex(out, FDN_REGISTRY__HASH_SIZE, md, 32);
 	return 0;
 }
 
