@@ -302,6 +302,26 @@ FDN_EXTERN(void) fdn_cancel_reset(fdn_cancel *token);
 /** @} */
 
 /* ------------------------------------------------------------------ */
+/** @name Streams
+ *  Callbacks through which streaming APIs (envelopes, transports) read
+ *  their input and write their output.  Each API says which thread calls
+ *  them.
+ *  @{ */
+
+/**
+ * Reads up to @p capacity bytes into @p buf.  Sets @p *got to the number
+ * read; 0 means end of input.  Returns 0, or non-zero to stop (the API
+ * then returns that value).
+ */
+typedef int (*fdn_read_cb)(void *buf, size_t capacity, size_t *got, void *payload);
+
+/** Consumes @p len bytes.  Returns 0, or non-zero to stop (the API then
+ *  returns that value). */
+typedef int (*fdn_write_cb)(const void *data, size_t len, void *payload);
+
+/** @} */
+
+/* ------------------------------------------------------------------ */
 /** @name Progress
  *  @{ */
 

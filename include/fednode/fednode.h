@@ -13,8 +13,10 @@
 #include "fednode/deid.h"
 #include "fednode/dicom.h"
 #include "fednode/exchange.h"
+#include "fednode/fedavg.h"
 #include "fednode/model.h"
 #include "fednode/registry.h"
+#include "fednode/transport.h"
 #include "fednode/version.h"
 
 #endif
