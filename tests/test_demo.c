@@ -214,6 +214,33 @@ static void test_split(void **state)
 	assert_int_equal(demo_is_test_patient(3, 0.0), 0);
 }
 
+/* Sites past the three built-in ones are other hospitals of the same
+ * kinds, with data of their own. */
+static void test_more_sites(void **state)
+{
+	demo_site a, b;
+	fdn_dataset *da = NULL, *db = NULL;
+	char *ia, *ib;
+
+	(void)state;
+	demo_site_profile(&a, 0);
+	demo_site_profile(&b, 3);
+	assert_int_equal(b.index, 3);
+	assert_string_equal(a.manufacturer, b.manufacturer);
+	assert_true(strcmp(a.institution, b.institution) != 0);
+	assert_true(b.prevalence >= 0.2 && b.prevalence <= 0.8);
+	assert_true(b.noise_hu > 0);
+	DEMO_OK(demo_synth_study(&da, NULL, &a, SEED, 0));
+	DEMO_OK(demo_synth_study(&db, NULL, &b, SEED, 0));
+	ia = get(da, "PatientID");
+	ib = get(db, "PatientID");
+	assert_true(strcmp(ia, ib) != 0);
+	free(ia);
+	free(ib);
+	fdn_dataset_free(da);
+	fdn_dataset_free(db);
+}
+
 /* --- PHI --------------------------------------------------------------- */
 
 /* The identifying values of the original, and each name component. */
@@ -926,6 +953,7 @@ int main(void)
 		cmocka_unit_test(test_synth_deterministic),
 		cmocka_unit_test(test_synth_image),
 		cmocka_unit_test(test_split),
+		cmocka_unit_test(test_more_sites),
 		cmocka_unit_test(test_phi_removed),
 		cmocka_unit_test(test_populate_counts),
 		cmocka_unit_test(test_populate_no_phi_on_disk),
