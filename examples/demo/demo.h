@@ -201,7 +201,8 @@ int demo_train(fdn_model **out, demo_metrics *metrics, demo_trainer *t,
 	const char *cohort, const fdn_train_config *config);
 
 /* Evaluates @p model on cohort @p cohort pooled over @p n_regs
- * registries.  @return as demo_train(). */
+ * registries.  An empty cohort gives n = 0 and NaN metrics (through
+ * the vtable: 0 examples and "{}").  @return as demo_train(). */
 int demo_evaluate(demo_metrics *out, demo_trainer *t, const fdn_model *model,
 	fdn_registry *const *regs, size_t n_regs, const char *cohort);
 
