@@ -9,6 +9,7 @@
 
 #include "common.h"
 #include "model.h"
+#include "registry.h"
 
 /** @file fednode/fedavg.h
  *  @brief Aggregation of site updates into the next global model.
@@ -142,6 +143,53 @@ FDN_EXTERN(int) fdn_aggregator_finish(fdn_aggregator *agg, fdn_model **global_ou
  */
 FDN_EXTERN(int) fdn_aggregator_finish_file(fdn_aggregator *agg, const char *path,
 	fdn_model **state_out);
+
+/* ------------------------------------------------------------------ */
+/** @name Trainers
+ *  The host's training code, called by ::fdn_client.
+ *  @{ */
+
+/** What a site trains with in a round; from the federation manifest. */
+typedef struct fdn_train_config {
+	unsigned int version;     /**< ::FDN_TRAIN_CONFIG_VERSION (library-set). */
+	const char *federation;   /**< Federation id. */
+	uint64_t round;           /**< From 1. */
+	unsigned int local_epochs;
+	double learning_rate;
+	double proximal_mu;       /**< FedProx μ: add μ/2·‖w − w_global‖²; 0 = none. */
+	uint64_t seed;            /**< Derived from the manifest's seed, the round
+	                               and the site: deterministic per round. */
+	const char *extra_json;   /**< The manifest's "train" object (JSON text). */
+} fdn_train_config;
+
+#define FDN_TRAIN_CONFIG_VERSION 1
+
+/**
+ * A host's trainer: a versioned vtable (STYLE §6).  Called on the thread
+ * that runs fdn_client_run()/fdn_client_step(); may call the library
+ * (e.g. iterate the cohort, which is audited), but not the same client.
+ */
+typedef struct fdn_trainer {
+	unsigned int version;   /**< ::FDN_TRAINER_VERSION. */
+	/**
+	 * Trains from @p global on the cohort @p cohort of @p registry.
+	 * Sets @p *out to a new model with the same tensors as @p global
+	 * (the library frees it), @p *n_examples to the number of examples
+	 * used (> 0), and may write a JSON object of metrics (numbers) to
+	 * @p metrics (e.g. {"loss": 0.41, "accuracy": 0.87}).
+	 */
+	int (*train)(void *payload, const fdn_model *global, fdn_registry *registry,
+		const char *cohort, const fdn_train_config *config, fdn_model **out,
+		uint64_t *n_examples, fdn_buf *metrics);
+	/** Evaluates @p model on the cohort; metrics as for train.  Optional. */
+	int (*evaluate)(void *payload, const fdn_model *model, fdn_registry *registry,
+		const char *cohort, const fdn_train_config *config,
+		uint64_t *n_examples, fdn_buf *metrics);
+} fdn_trainer;
+
+#define FDN_TRAINER_VERSION 1
+
+/** @} */
 
 FDN_END_DECL
 
