@@ -66,8 +66,7 @@ typedef struct xfer {
 	bool transient;      /* ... and whether another attempt may help */
 	/* put */
 	const fdn_transport__source *src;
-	uint64_t sent;
-	bool src_started;    /* bytes were taken from src this attempt */
+	uint64_t sent;       /* bytes taken from src (since the last rewind) */
 	/* get */
 	const fdn_transport__sink *sink;
 	const char *if_none_match;
@@ -251,8 +250,6 @@ static size_t on_upload(char *buf, size_t size, size_t nitems, void *payload)
 			"read callback reported %zu bytes for a %zu-byte buffer", got, cap), false);
 		return CURL_READFUNC_ABORT;
 	}
-	if (got)
-		x->src_started = true;
 	x->sent += got;
 	if (src->size != UINT64_MAX && (x->sent > src->size || (got == 0 && x->sent < src->size))) {
 		stop(x, fdn__error_set(FDN_EINVALID, FDN_ERRCLASS_TRANSPORT,
@@ -274,7 +271,6 @@ static int on_seek(void *payload, curl_off_t offset, int origin)
 	if (x->src->rewind(x->src->payload) != 0)
 		return CURL_SEEKFUNC_FAIL;
 	x->sent = 0;
-	x->src_started = false;
 	return CURL_SEEKFUNC_OK;
 }
 
@@ -398,7 +394,6 @@ static CURLcode perform(xfer *x, long *status)
 	x->transient = false;
 	x->checked = false;
 	x->accept = false;
-	x->src_started = false;
 	*status = 0;
 	cc = set_common(x);
 	if (cc == CURLE_OK)

@@ -452,6 +452,26 @@ static void test_retries(void **state)
 	log = wait_log(3, "503 HEAD /busy/x", NULL);
 	assert_int_equal(count_lines(log, "503 HEAD /busy/x", NULL), 3);
 	free(log);
+
+	fdn_transport_free(busy);
+
+	/* After the server read a put's body (and failed with 502): a buffer
+	 * put is sent again (rewound), a stream put is not, since its bytes
+	 * cannot be read again. */
+	busy = open_as("readall", "coordinator", "ca", &tune);
+	expect_error(fdn_transport_put_buffer(busy, "b", big, 200000, NULL), FDN_EIO,
+		"HTTP 502 (after 3 attempts)");
+	log = wait_log(3, "502 PUT /readall/b", NULL);
+	assert_int_equal(count_lines(log, "502 PUT /readall/b", NULL), 3);
+	free(log);
+	{
+		chunks src = { big, 200000, 0 };
+		expect_error(fdn_transport_put_stream(busy, "s", chunks_read, &src, 200000, NULL),
+			FDN_EIO, "not retried: 200000 bytes of the stream were already sent");
+		log = wait_log(1, "502 PUT /readall/s", NULL);
+		assert_int_equal(count_lines(log, "502 PUT /readall/s", NULL), 1);
+		free(log);
+	}
 	fdn_transport_free(busy);
 
 	/* Nothing listening: connection refused, retried, quickly. */
