@@ -431,6 +431,58 @@ static void test_resume_after_stall(void **state)
 	fdn_transport_free(coord);
 }
 
+typedef struct replacer {
+	double delay;
+	const char *key;
+	const void *data;
+	size_t len;
+	int rc;
+} replacer;
+
+static void *replace_later(void *arg)
+{
+	replacer *r = arg;
+	struct timespec ts = { (time_t)r->delay,
+		(long)((r->delay - (double)(time_t)r->delay) * 1e9) };
+	fdn_transport *coord = open_as("store", "coordinator", "ca", NULL);
+
+	nanosleep(&ts, NULL);
+	r->rc = fdn_transport_put_buffer(coord, r->key, r->data, r->len, NULL);
+	fdn_transport_free(coord);
+	return NULL;
+}
+
+static void test_resume_object_changed(void **state)
+{
+	fdn_https_options tune = FDN_HTTPS_OPTIONS_INIT;
+	fdn_transport *coord = open_as("store", "coordinator", "ca", NULL), *slow;
+	replacer r = { 1.0, "changed/obj", "the new, small object", 21, -1 };
+	fdn_buf out = FDN_BUF_INIT;
+	pthread_t th;
+	char *log;
+
+	(void)state;
+	OK(fdn_transport_put_buffer(coord, "changed/obj", big, 1024 * 1024 + 100000, NULL));
+	tune.stall_timeout_ms = 1000;
+	tune.retries = 2;
+	slow = open_as("slow", "coordinator", "ca", &tune);
+	/* The object is replaced while the first response stalls: the resumed
+	 * request's If-Range no longer matches, nginx sends the new object
+	 * whole (200), and a buffer get starts again from zero with it. */
+	pthread_create(&th, NULL, replace_later, &r);
+	OK(fdn_transport_get_buffer(slow, "changed/obj", &out, 0, NULL, NULL));
+	pthread_join(th, NULL);
+	OK(r.rc);
+	assert_int_equal(out.size, 21);
+	assert_memory_equal(out.ptr, "the new, small object", 21);
+	log = wait_log(1, " 200 GET /slow/changed/obj", "bytes=");
+	assert_int_equal(count_lines(log, " 200 GET /slow/changed/obj", "bytes="), 1);
+	free(log);
+	fdn_buf_dispose(&out);
+	fdn_transport_free(slow);
+	fdn_transport_free(coord);
+}
+
 static void test_retries(void **state)
 {
 	fdn_https_options tune = FDN_HTTPS_OPTIONS_INIT;
@@ -608,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_untrusted_server),
 		cmocka_unit_test(test_handshake_refused),
 		cmocka_unit_test(test_resume_after_stall),
+		cmocka_unit_test(test_resume_object_changed),
 		cmocka_unit_test(test_retries),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_proxy_environment),
