@@ -11,7 +11,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,16 +52,6 @@ static fdn_transport *new_store(char *root, size_t size, const char *name)
 	assert_int_equal(mkdir(root, 0700), 0);
 	OK(fdn_transport_dir_new(&t, root));
 	return t;
-}
-
-static void expect_error(int rc, int code, const char *fragment)
-{
-	const char *msg = fdn_error_last()->message;
-
-	if (rc != code)
-		fail_msg("rc %d, expected %d (%s)", rc, code, msg);
-	if (fragment && !strstr(msg, fragment))
-		fail_msg("message '%s' lacks '%s'", msg, fragment);
 }
 
 /* Entries of @p dir whose name starts with '.' (temporary files). */
@@ -142,14 +130,14 @@ static void test_key_rules(void **state)
 
 	/* Every operation refuses a bad key before any I/O, and says why. */
 	t = new_store(root, sizeof(root), "keys");
-	expect_error(fdn_transport_put_buffer(t, "../escape", "x", 1, NULL), FDN_EINVALID,
+	fdn_test_expect_error(fdn_transport_put_buffer(t, "../escape", "x", 1, NULL), FDN_EINVALID,
 		"'.' or '..'");
-	expect_error(fdn_transport_put_buffer(t, "a\x01z", "x", 1, NULL), FDN_EINVALID,
+	fdn_test_expect_error(fdn_transport_put_buffer(t, "a\x01z", "x", 1, NULL), FDN_EINVALID,
 		"'a?z'");
-	expect_error(fdn_transport_head(t, "/etc/passwd", NULL), FDN_EINVALID,
+	fdn_test_expect_error(fdn_transport_head(t, "/etc/passwd", NULL), FDN_EINVALID,
 		"starts with '/'");
-	expect_error(fdn_transport_delete(t, "a//b"), FDN_EINVALID, "empty segment");
-	expect_error(fdn_transport_get_stream(t, NULL, NULL, NULL, NULL, NULL), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_delete(t, "a//b"), FDN_EINVALID, "empty segment");
+	fdn_test_expect_error(fdn_transport_get_stream(t, NULL, NULL, NULL, NULL, NULL), FDN_EINVALID, NULL);
 	assert_int_equal(hidden_entries(root), 0);
 	fdn_transport_free(t);
 	assert_int_equal(access(root, F_OK), 0);
@@ -218,32 +206,32 @@ static void test_dir_buffer_round_trip(void **state)
 	assert_int_equal(out.size, 0);
 
 	OK(fdn_transport_delete(t, "fed/rounds/1/global.fdne"));
-	expect_error(fdn_transport_head(t, "fed/rounds/1/global.fdne", &info), FDN_ENOTFOUND,
+	fdn_test_expect_error(fdn_transport_head(t, "fed/rounds/1/global.fdne", &info), FDN_ENOTFOUND,
 		"fed/rounds/1/global.fdne");
-	expect_error(fdn_transport_delete(t, "fed/rounds/1/global.fdne"), FDN_ENOTFOUND, NULL);
-	expect_error(fdn_transport_get_buffer(t, "nothing/here", &out, 0, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_delete(t, "fed/rounds/1/global.fdne"), FDN_ENOTFOUND, NULL);
+	fdn_test_expect_error(fdn_transport_get_buffer(t, "nothing/here", &out, 0, NULL, NULL),
 		FDN_ENOTFOUND, "no object 'nothing/here'");
 	assert_null(out.ptr);
 	/* A folder of keys is not an object. */
-	expect_error(fdn_transport_head(t, "fed/rounds", NULL), FDN_ENOTFOUND, NULL);
-	expect_error(fdn_transport_get_buffer(t, "fed", &out, 0, NULL, NULL), FDN_ENOTFOUND, NULL);
+	fdn_test_expect_error(fdn_transport_head(t, "fed/rounds", NULL), FDN_ENOTFOUND, NULL);
+	fdn_test_expect_error(fdn_transport_get_buffer(t, "fed", &out, 0, NULL, NULL), FDN_ENOTFOUND, NULL);
 	/* Under an object there is nothing. */
 	OK(fdn_transport_put_buffer(t, "file", "x", 1, NULL));
-	expect_error(fdn_transport_head(t, "file/below", NULL), FDN_ENOTFOUND, NULL);
-	expect_error(fdn_transport_put_buffer(t, "file/below", "x", 1, NULL), FDN_EIO, NULL);
+	fdn_test_expect_error(fdn_transport_head(t, "file/below", NULL), FDN_ENOTFOUND, NULL);
+	fdn_test_expect_error(fdn_transport_put_buffer(t, "file/below", "x", 1, NULL), FDN_EIO, NULL);
 
 	/* Bad info version, bad entity tag. */
 	info.version = 0;
-	expect_error(fdn_transport_head(t, "file", &info), FDN_EINVALID, "version 0");
+	fdn_test_expect_error(fdn_transport_head(t, "file", &info), FDN_EINVALID, "version 0");
 	info.version = 99;
-	expect_error(fdn_transport_head(t, "file", &info), FDN_EINVALID, "version 99");
-	expect_error(fdn_transport_get_buffer(t, "file", &out, 0, "bad\r\nX-Injected: 1", NULL),
+	fdn_test_expect_error(fdn_transport_head(t, "file", &info), FDN_EINVALID, "version 99");
+	fdn_test_expect_error(fdn_transport_get_buffer(t, "file", &out, 0, "bad\r\nX-Injected: 1", NULL),
 		FDN_EINVALID, "control");
-	expect_error(fdn_transport_get_buffer(t, "file", &out, 0, "", NULL), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_get_buffer(t, "file", &out, 0, "", NULL), FDN_EINVALID, NULL);
 
 	/* max_size */
 	OK(fdn_transport_put_buffer(t, "ten", "0123456789", 10, NULL));
-	expect_error(fdn_transport_get_buffer(t, "ten", &out, 9, NULL, NULL), FDN_EBUFS, "ten");
+	fdn_test_expect_error(fdn_transport_get_buffer(t, "ten", &out, 9, NULL, NULL), FDN_EBUFS, "ten");
 	assert_null(out.ptr);
 	OK(fdn_transport_get_buffer(t, "ten", &out, 10, NULL, NULL));
 	assert_int_equal(out.size, 10);
@@ -289,7 +277,7 @@ static void test_dir_files(void **state)
 	assert_int_equal(st.st_size, n);
 
 	/* A failed get leaves the file and no temporary beside it. */
-	expect_error(fdn_transport_get_file(t, "missing", dst, NULL, NULL), FDN_ENOTFOUND, NULL);
+	fdn_test_expect_error(fdn_transport_get_file(t, "missing", dst, NULL, NULL), FDN_ENOTFOUND, NULL);
 	assert_int_equal(stat(dst, &st), 0);
 	assert_int_equal(st.st_size, n);
 	OK(fdn_transport_get_file(t, "small", dst, NULL, NULL));
@@ -304,9 +292,9 @@ static void test_dir_files(void **state)
 		closedir(d);
 	}
 
-	expect_error(fdn_transport_put_file(t, "x", "/nonexistent/file", NULL), FDN_ENOTFOUND,
+	fdn_test_expect_error(fdn_transport_put_file(t, "x", "/nonexistent/file", NULL), FDN_ENOTFOUND,
 		"/nonexistent/file");
-	expect_error(fdn_transport_put_file(t, "x", tmpdir, NULL), FDN_EINVALID, "folder");
+	fdn_test_expect_error(fdn_transport_put_file(t, "x", tmpdir, NULL), FDN_EINVALID, "folder");
 	free(back);
 	free(data);
 	fdn_transport_free(t);
@@ -384,23 +372,23 @@ static void test_dir_streams(void **state)
 
 	/* Announced size must match. */
 	g.pos = 0;
-	expect_error(fdn_transport_put_stream(t, "s/short", gen_read, &g, n + 1, NULL),
+	fdn_test_expect_error(fdn_transport_put_stream(t, "s/short", gen_read, &g, n + 1, NULL),
 		FDN_EINVALID, "ended after");
 	g.pos = 0;
-	expect_error(fdn_transport_put_stream(t, "s/long", gen_read, &g, n - 1, NULL),
+	fdn_test_expect_error(fdn_transport_put_stream(t, "s/long", gen_read, &g, n - 1, NULL),
 		FDN_EINVALID, "more than");
-	expect_error(fdn_transport_head(t, "s/short", NULL), FDN_ENOTFOUND, NULL);
-	expect_error(fdn_transport_head(t, "s/long", NULL), FDN_ENOTFOUND, NULL);
+	fdn_test_expect_error(fdn_transport_head(t, "s/short", NULL), FDN_ENOTFOUND, NULL);
+	fdn_test_expect_error(fdn_transport_head(t, "s/long", NULL), FDN_ENOTFOUND, NULL);
 
 	/* A write callback that stops: its value comes back. */
 	free(s.data);
 	memset(&s, 0, sizeof(s));
 	s.fail_rc = FDN_EUSER;
 	s.fail_after = 1;
-	expect_error(fdn_transport_get_stream(t, "s/large", sink_write, &s, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_stream(t, "s/large", sink_write, &s, NULL, NULL),
 		FDN_EUSER, "write callback");
-	expect_error(fdn_transport_put_stream(t, "x", NULL, NULL, 0, NULL), FDN_EINVALID, "read");
-	expect_error(fdn_transport_get_stream(t, "x", NULL, NULL, NULL, NULL), FDN_EINVALID, "write");
+	fdn_test_expect_error(fdn_transport_put_stream(t, "x", NULL, NULL, 0, NULL), FDN_EINVALID, "read");
+	fdn_test_expect_error(fdn_transport_get_stream(t, "x", NULL, NULL, NULL, NULL), FDN_EINVALID, "write");
 	free(s.data);
 	free(data);
 	fdn_transport_free(t);
@@ -421,7 +409,7 @@ static void test_dir_atomic(void **state)
 	OK(fdn_transport_put_buffer(t, "a/b/obj", "old content", 11, &before));
 	/* The read callback fails half-way: the old object stays whole, and
 	 * no temporary file is left in the folder. */
-	expect_error(fdn_transport_put_stream(t, "a/b/obj", gen_read, &g, n, NULL), FDN_EUSER,
+	fdn_test_expect_error(fdn_transport_put_stream(t, "a/b/obj", gen_read, &g, n, NULL), FDN_EUSER,
 		"read callback");
 	OK(fdn_transport_get_buffer(t, "a/b/obj", &out, 0, NULL, &after));
 	assert_int_equal(out.size, 11);
@@ -462,24 +450,24 @@ static void test_dir_cancel(void **state)
 
 	/* Cancelled half-way through a put: stops between chunks, old object kept. */
 	g.cancel_at_half = c;
-	expect_error(fdn_transport_put_stream(t, "k/obj", gen_read, &g, n, NULL),
+	fdn_test_expect_error(fdn_transport_put_stream(t, "k/obj", gen_read, &g, n, NULL),
 		FDN_ECANCELLED, NULL);
 	assert_true(g.pos < n);
 	snprintf(dir, sizeof(dir), "%s/k", root);
 	assert_int_equal(hidden_entries(dir), 0);
 
 	/* Already cancelled: nothing starts. */
-	expect_error(fdn_transport_get_stream(t, "k/obj", sink_write, &s, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_stream(t, "k/obj", sink_write, &s, NULL, NULL),
 		FDN_ECANCELLED, NULL);
 	assert_int_equal(s.calls, 0);
-	expect_error(fdn_transport_head(t, "k/obj", NULL), FDN_ECANCELLED, NULL);
+	fdn_test_expect_error(fdn_transport_head(t, "k/obj", NULL), FDN_ECANCELLED, NULL);
 
 	fdn_cancel_reset(c);
 	OK(fdn_transport_get_stream(t, "k/obj", sink_write, &s, NULL, NULL));
 	assert_int_equal(s.size, n);
 	assert_memory_equal(s.data, data, n);
 	OK(fdn_transport_set_cancel(t, NULL));
-	expect_error(fdn_transport_set_cancel(NULL, c), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_set_cancel(NULL, c), FDN_EINVALID, NULL);
 	free(s.data);
 	free(data);
 	fdn_transport_free(t);
@@ -507,13 +495,13 @@ static void test_dir_symlinks(void **state)
 	snprintf(link, sizeof(link), "%s/filelink", root);
 	assert_int_equal(symlink(file, link), 0);
 
-	expect_error(fdn_transport_get_buffer(t, "dirlink/secret", &out, 0, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_buffer(t, "dirlink/secret", &out, 0, NULL, NULL),
 		FDN_EINVALID, "symbolic link");
-	expect_error(fdn_transport_get_buffer(t, "filelink", &out, 0, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_buffer(t, "filelink", &out, 0, NULL, NULL),
 		FDN_EINVALID, "symbolic link");
-	expect_error(fdn_transport_head(t, "filelink", NULL), FDN_EINVALID, "symbolic link");
-	expect_error(fdn_transport_delete(t, "dirlink/secret"), FDN_EINVALID, "symbolic link");
-	expect_error(fdn_transport_put_buffer(t, "dirlink/new", "x", 1, NULL), FDN_EINVALID,
+	fdn_test_expect_error(fdn_transport_head(t, "filelink", NULL), FDN_EINVALID, "symbolic link");
+	fdn_test_expect_error(fdn_transport_delete(t, "dirlink/secret"), FDN_EINVALID, "symbolic link");
+	fdn_test_expect_error(fdn_transport_put_buffer(t, "dirlink/new", "x", 1, NULL), FDN_EINVALID,
 		"symbolic link");
 	snprintf(link, sizeof(link), "%s/new", outside);
 	assert_int_equal(access(link, F_OK), -1);
@@ -536,13 +524,13 @@ static void test_dir_open(void **state)
 	char url[600], path[400];
 
 	(void)state;
-	expect_error(fdn_transport_dir_new(&t, "/nonexistent/store"), FDN_ENOTFOUND, "no such");
+	fdn_test_expect_error(fdn_transport_dir_new(&t, "/nonexistent/store"), FDN_ENOTFOUND, "no such");
 	assert_null(t);
 	snprintf(path, sizeof(path), "%s/plain-file", tmpdir);
 	fclose(fopen(path, "w"));
-	expect_error(fdn_transport_dir_new(&t, path), FDN_EINVALID, "not a directory");
-	expect_error(fdn_transport_dir_new(&t, NULL), FDN_EINVALID, NULL);
-	expect_error(fdn_transport_dir_new(NULL, tmpdir), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_dir_new(&t, path), FDN_EINVALID, "not a directory");
+	fdn_test_expect_error(fdn_transport_dir_new(&t, NULL), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_dir_new(NULL, tmpdir), FDN_EINVALID, NULL);
 
 	snprintf(url, sizeof(url), "file://%s", tmpdir);
 	OK(fdn_transport_open_url(&t, url, NULL));
@@ -560,13 +548,13 @@ static void test_dir_open(void **state)
 	OK(fdn_transport_open_url(&t, url, NULL));
 	fdn_transport_free(t);
 
-	expect_error(fdn_transport_open_url(&t, "file://host/x", NULL), FDN_EINVALID, NULL);
-	expect_error(fdn_transport_open_url(&t, "file:///nonexistent", NULL), FDN_ENOTFOUND, NULL);
-	expect_error(fdn_transport_open_url(&t, "http://example.org/store", NULL),
+	fdn_test_expect_error(fdn_transport_open_url(&t, "file://host/x", NULL), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_open_url(&t, "file:///nonexistent", NULL), FDN_ENOTFOUND, NULL);
+	fdn_test_expect_error(fdn_transport_open_url(&t, "http://example.org/store", NULL),
 		FDN_EUNSUPPORTED, "plain http:// is refused");
-	expect_error(fdn_transport_open_url(&t, "ftp://example.org/", NULL), FDN_EUNSUPPORTED,
+	fdn_test_expect_error(fdn_transport_open_url(&t, "ftp://example.org/", NULL), FDN_EUNSUPPORTED,
 		"unsupported");
-	expect_error(fdn_transport_open_url(&t, "s3://bucket", NULL), FDN_EUNSUPPORTED, NULL);
+	fdn_test_expect_error(fdn_transport_open_url(&t, "s3://bucket", NULL), FDN_EUNSUPPORTED, NULL);
 	assert_null(t);
 }
 
@@ -721,11 +709,11 @@ static void test_host_transport(void **state)
 	OK(fdn_transport_get_buffer(t, "fed/manifest.fdne", &out, 0, "\"g1\"", &info));
 	assert_int_equal(info.not_modified, 1);
 	assert_int_equal(out.size, 0);
-	expect_error(fdn_transport_get_buffer(t, "fed/manifest.fdne", &out, 3, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_buffer(t, "fed/manifest.fdne", &out, 3, NULL, NULL),
 		FDN_EBUFS, "larger than");
 	OK(fdn_transport_head(t, "fed/manifest.fdne", &info));
 	assert_int_equal(info.mtime, 1700000000);
-	expect_error(fdn_transport_head(t, "nope", &info), FDN_ENOTFOUND, "head");
+	fdn_test_expect_error(fdn_transport_head(t, "nope", &info), FDN_ENOTFOUND, "head");
 
 	snprintf(path, sizeof(path), "%s/host-src", tmpdir);
 	f = fopen(path, "w");
@@ -744,8 +732,8 @@ static void test_host_transport(void **state)
 
 	/* Invalid keys never reach the host. */
 	m.calls = 0;
-	expect_error(fdn_transport_put_buffer(t, "a/../b", "x", 1, NULL), FDN_EINVALID, NULL);
-	expect_error(fdn_transport_delete(t, ""), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_put_buffer(t, "a/../b", "x", 1, NULL), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_delete(t, ""), FDN_EINVALID, NULL);
 	assert_int_equal(m.calls, 0);
 
 	/* A host error without a message gets one. */
@@ -755,11 +743,11 @@ static void test_host_transport(void **state)
 		if (fdn_transport_put_buffer(t, key, "x", 1, NULL) != 0)
 			break;
 	}
-	expect_error(fdn_transport_put_buffer(t, "one-too-many", "x", 1, NULL), FDN_EIO,
+	fdn_test_expect_error(fdn_transport_put_buffer(t, "one-too-many", "x", 1, NULL), FDN_EIO,
 		"host transport's put");
 
 	OK(fdn_transport_delete(t, "f"));
-	expect_error(fdn_transport_delete(t, "f"), FDN_ENOTFOUND, NULL);
+	fdn_test_expect_error(fdn_transport_delete(t, "f"), FDN_ENOTFOUND, NULL);
 	fdn_buf_dispose(&out);
 	fdn_transport_free(t);
 	assert_int_equal(m.freed, 1);
@@ -778,31 +766,31 @@ static void test_host_versions(void **state)
 	/* No remove: delete is unsupported, the rest works. */
 	OK(fdn_transport_new(&t, &iface, &m));
 	OK(fdn_transport_put_buffer(t, "k", "v", 1, NULL));
-	expect_error(fdn_transport_delete(t, "k"), FDN_EUNSUPPORTED, "remove");
+	fdn_test_expect_error(fdn_transport_delete(t, "k"), FDN_EUNSUPPORTED, "remove");
 	fdn_transport_free(t);
 	assert_int_equal(m.freed, 1);
 
 	/* Refusals release the payload (except when the layout is unknown). */
 	iface.version = 0;
-	expect_error(fdn_transport_new(&t, &iface, &m), FDN_EINVALID, "version 0");
+	fdn_test_expect_error(fdn_transport_new(&t, &iface, &m), FDN_EINVALID, "version 0");
 	assert_null(t);
 	assert_int_equal(m.freed, 1);
 	iface.version = FDN_TRANSPORT_IFACE_VERSION + 1;
-	expect_error(fdn_transport_new(&t, &iface, &m), FDN_EINVALID, "unsupported version");
+	fdn_test_expect_error(fdn_transport_new(&t, &iface, &m), FDN_EINVALID, "unsupported version");
 	assert_int_equal(m.freed, 2);
 	iface.version = FDN_TRANSPORT_IFACE_VERSION;
 	iface.get = NULL;
-	expect_error(fdn_transport_new(&t, &iface, &m), FDN_EINVALID, "get method");
+	fdn_test_expect_error(fdn_transport_new(&t, &iface, &m), FDN_EINVALID, "get method");
 	assert_int_equal(m.freed, 3);
 	iface.get = mem_get;
 	iface.head = NULL;
-	expect_error(fdn_transport_new(&t, &iface, &m), FDN_EINVALID, "head method");
+	fdn_test_expect_error(fdn_transport_new(&t, &iface, &m), FDN_EINVALID, "head method");
 	assert_int_equal(m.freed, 4);
 	iface.head = mem_head;
 	iface.free = NULL;  /* optional */
 	OK(fdn_transport_new(&t, &iface, &m));
 	fdn_transport_free(t);
-	expect_error(fdn_transport_new(&t, NULL, &m), FDN_EINVALID, "iface");
+	fdn_test_expect_error(fdn_transport_new(&t, NULL, &m), FDN_EINVALID, "iface");
 	fdn_transport_free(NULL);
 }
 
@@ -818,32 +806,32 @@ static void test_https_arguments(void **state)
 	OK(fdn_https_options_init(&o, FDN_HTTPS_OPTIONS_VERSION));
 	assert_int_equal(o.version, FDN_HTTPS_OPTIONS_VERSION);
 	assert_null(o.proxy);
-	expect_error(fdn_https_options_init(&o, 0), FDN_EINVALID, NULL);
-	expect_error(fdn_https_options_init(&o, 2), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_https_options_init(&o, 0), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_https_options_init(&o, 2), FDN_EINVALID, NULL);
 
-	expect_error(fdn_transport_https_new(&t, "http://example.org/store", NULL),
+	fdn_test_expect_error(fdn_transport_https_new(&t, "http://example.org/store", NULL),
 		FDN_EINVALID, "plain http:// is refused");
 	assert_null(t);
-	expect_error(fdn_transport_https_new(&t, "https://user:pw@example.org/", NULL),
+	fdn_test_expect_error(fdn_transport_https_new(&t, "https://user:pw@example.org/", NULL),
 		FDN_EINVALID, "credentials");
 	assert_null(strstr(fdn_error_last()->message, "pw"));
-	expect_error(fdn_transport_https_new(&t, "https://example.org/?q=1", NULL),
+	fdn_test_expect_error(fdn_transport_https_new(&t, "https://example.org/?q=1", NULL),
 		FDN_EINVALID, "query");
-	expect_error(fdn_transport_https_new(&t, "not a url", NULL), FDN_EINVALID, NULL);
-	expect_error(fdn_transport_https_new(&t, "https://", NULL), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_https_new(&t, "not a url", NULL), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_https_new(&t, "https://", NULL), FDN_EINVALID, NULL);
 	o.ca_file = "/nonexistent/ca.pem";
-	expect_error(fdn_transport_https_new(&t, "https://example.org/", &o), FDN_EINVALID,
+	fdn_test_expect_error(fdn_transport_https_new(&t, "https://example.org/", &o), FDN_EINVALID,
 		"/nonexistent/ca.pem");
 	o.ca_file = NULL;
 	o.client_key = "/nonexistent/key.pem";
-	expect_error(fdn_transport_https_new(&t, "https://example.org/", &o), FDN_EINVALID,
+	fdn_test_expect_error(fdn_transport_https_new(&t, "https://example.org/", &o), FDN_EINVALID,
 		"client_key");
 	o.client_cert = "/nonexistent/cert.pem";
-	expect_error(fdn_transport_https_new(&t, "https://example.org/", &o), FDN_EINVALID,
+	fdn_test_expect_error(fdn_transport_https_new(&t, "https://example.org/", &o), FDN_EINVALID,
 		"client certificate");
 	o.client_cert = o.client_key = NULL;
 	o.version = 7;
-	expect_error(fdn_transport_https_new(&t, "https://example.org/", &o), FDN_EINVALID,
+	fdn_test_expect_error(fdn_transport_https_new(&t, "https://example.org/", &o), FDN_EINVALID,
 		"version 7");
 
 	/* Creating one does no I/O. */
@@ -853,26 +841,10 @@ static void test_https_arguments(void **state)
 	o.ca_file = ca;
 	o.proxy = "";
 	OK(fdn_transport_https_new(&t, "https://example.org:8443/store/", &o));
-	expect_error(fdn_transport_put_buffer(t, "../x", "x", 1, NULL), FDN_EINVALID, NULL);
+	fdn_test_expect_error(fdn_transport_put_buffer(t, "../x", "x", 1, NULL), FDN_EINVALID, NULL);
 	fdn_transport_free(t);
 	OK(fdn_transport_open_url(&t, "HTTPS://example.org/store", NULL));
 	fdn_transport_free(t);
-}
-
-/* A loopback port where nothing listens (bound, never listening). */
-static int dead_port(int *fd_out)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	*fd_out = fd;
-	return ntohs(a.sin_port);
 }
 
 static void test_https_retries_then_eio(void **state)
@@ -882,7 +854,7 @@ static void test_https_retries_then_eio(void **state)
 	char url[100];
 	struct timespec t0, t1;
 	double secs;
-	int fd, port = dead_port(&fd);
+	int fd, port = fdn_test_dead_port(&fd);
 
 	(void)state;
 	o.retries = 2;
@@ -892,12 +864,12 @@ static void test_https_retries_then_eio(void **state)
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d/store", port);
 	OK(fdn_transport_https_new(&t, url, &o));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	expect_error(fdn_transport_put_buffer(t, "k", "x", 1, NULL), FDN_EIO, "after 3 attempts");
+	fdn_test_expect_error(fdn_transport_put_buffer(t, "k", "x", 1, NULL), FDN_EIO, "after 3 attempts");
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	assert_true(secs < 5.0);
 	assert_non_null(strstr(fdn_error_last()->message, url));
-	expect_error(fdn_transport_head(t, "k", NULL), FDN_EIO, "HEAD https://127.0.0.1");
+	fdn_test_expect_error(fdn_transport_head(t, "k", NULL), FDN_EIO, "HEAD https://127.0.0.1");
 	fdn_transport_free(t);
 	close(fd);
 }

@@ -19,8 +19,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "fednode/fednode.h"
@@ -76,16 +74,6 @@ static fdn_transport *open_as(const char *where, const char *who, const char *ca
 	snprintf(url, sizeof(url), "%s/%s", base, where);
 	OK(fdn_transport_https_new(&t, url, &o));
 	return t;
-}
-
-static void expect_error(int rc, int code, const char *fragment)
-{
-	const char *msg = fdn_error_last()->message;
-
-	if (rc != code)
-		fail_msg("rc %d, expected %d (%s)", rc, code, msg);
-	if (fragment && !strstr(msg, fragment))
-		fail_msg("message '%s' lacks '%s'", msg, fragment);
 }
 
 /* nginx's access log, one line per request. */
@@ -253,11 +241,11 @@ static void test_round_trip_20mb(void **state)
 
 	/* Delete, then it is gone. */
 	OK(fdn_transport_delete(t, "fed/stream.bin"));
-	expect_error(fdn_transport_head(t, "fed/stream.bin", NULL), FDN_ENOTFOUND, "HTTP 404");
-	expect_error(fdn_transport_delete(t, "fed/stream.bin"), FDN_ENOTFOUND, NULL);
-	expect_error(fdn_transport_get_buffer(t, "fed/nothing", &out, 0, NULL, NULL), FDN_ENOTFOUND,
+	fdn_test_expect_error(fdn_transport_head(t, "fed/stream.bin", NULL), FDN_ENOTFOUND, "HTTP 404");
+	fdn_test_expect_error(fdn_transport_delete(t, "fed/stream.bin"), FDN_ENOTFOUND, NULL);
+	fdn_test_expect_error(fdn_transport_get_buffer(t, "fed/nothing", &out, 0, NULL, NULL), FDN_ENOTFOUND,
 		"no object 'fed/nothing'");
-	expect_error(fdn_transport_get_buffer(t, "fed/rounds/1/global.fdne", &out, 1000, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_buffer(t, "fed/rounds/1/global.fdne", &out, 1000, NULL, NULL),
 		FDN_EBUFS, NULL);
 	/* By name rather than address: host-name verification. */
 	{
@@ -321,9 +309,9 @@ static void test_client_certificates(void **state)
 	OK(fdn_transport_put_buffer(coord, "fed2/rounds/7/global.fdne", "g", 1, NULL));
 	/* No certificate, or one of another CA (claiming to be the
 	 * coordinator): refused, as an authorisation matter. */
-	expect_error(fdn_transport_get_buffer(none, "fed2/rounds/7/global.fdne", &out, 0, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_buffer(none, "fed2/rounds/7/global.fdne", &out, 0, NULL, NULL),
 		FDN_EAUTH, "no client certificate is configured");
-	expect_error(fdn_transport_put_buffer(stranger, "fed2/rounds/7/global.fdne", "x", 1, NULL),
+	fdn_test_expect_error(fdn_transport_put_buffer(stranger, "fed2/rounds/7/global.fdne", "x", 1, NULL),
 		FDN_EAUTH, "HTTP 403");
 
 	/* A site reads everything but writes only its own updates. */
@@ -332,14 +320,14 @@ static void test_client_certificates(void **state)
 	OK(fdn_transport_put_buffer(a, "fed2/rounds/7/update-site-a.fdne", "mine", 4, NULL));
 	OK(fdn_transport_delete(a, "fed2/rounds/7/update-site-a.fdne"));
 	OK(fdn_transport_put_buffer(a, "fed2/rounds/8/update-site-a.fdne", "mine", 4, NULL));
-	expect_error(fdn_transport_put_buffer(a, "fed2/rounds/7/update-site-b.fdne", "x", 1, NULL),
+	fdn_test_expect_error(fdn_transport_put_buffer(a, "fed2/rounds/7/update-site-b.fdne", "x", 1, NULL),
 		FDN_EAUTH, "HTTP 403");
-	expect_error(fdn_transport_put_buffer(a, "fed2/rounds/7/global.fdne", "x", 1, NULL),
+	fdn_test_expect_error(fdn_transport_put_buffer(a, "fed2/rounds/7/global.fdne", "x", 1, NULL),
 		FDN_EAUTH, NULL);
-	expect_error(fdn_transport_delete(a, "fed2/rounds/7/global.fdne"), FDN_EAUTH, NULL);
-	expect_error(fdn_transport_put_buffer(a, "fed2/rounds/7/update-site-a.fdne.x", "x", 1, NULL),
+	fdn_test_expect_error(fdn_transport_delete(a, "fed2/rounds/7/global.fdne"), FDN_EAUTH, NULL);
+	fdn_test_expect_error(fdn_transport_put_buffer(a, "fed2/rounds/7/update-site-a.fdne.x", "x", 1, NULL),
 		FDN_EAUTH, NULL);
-	expect_error(fdn_transport_put_buffer(a, "fed2/manifest.fdne", "x", 1, NULL), FDN_EAUTH, NULL);
+	fdn_test_expect_error(fdn_transport_put_buffer(a, "fed2/manifest.fdne", "x", 1, NULL), FDN_EAUTH, NULL);
 	/* The coordinator writes and deletes anywhere. */
 	OK(fdn_transport_put_buffer(coord, "fed2/rounds/7/update-site-b.fdne", "b", 1, NULL));
 	OK(fdn_transport_delete(coord, "fed2/rounds/8/update-site-a.fdne"));
@@ -360,8 +348,8 @@ static void test_untrusted_server(void **state)
 	double t0 = now();
 
 	(void)state;
-	expect_error(fdn_transport_head(other, "fed/file.bin", NULL), FDN_ECERT, "not trusted");
-	expect_error(fdn_transport_put_buffer(system, "fed/x", "x", 1, NULL), FDN_ECERT, base);
+	fdn_test_expect_error(fdn_transport_head(other, "fed/file.bin", NULL), FDN_ECERT, "not trusted");
+	fdn_test_expect_error(fdn_transport_put_buffer(system, "fed/x", "x", 1, NULL), FDN_ECERT, base);
 	assert_true(now() - t0 < 2.0);  /* not retried */
 	fdn_transport_free(other);
 	fdn_transport_free(system);
@@ -378,7 +366,7 @@ static void test_handshake_refused(void **state)
 	o.ca_file = path_in("ca.pem");
 	o.backoff_ms = 10;
 	OK(fdn_transport_https_new(&t, refuser_base, &o));
-	expect_error(fdn_transport_head(t, "k", NULL), FDN_EAUTH, "refused the TLS handshake");
+	fdn_test_expect_error(fdn_transport_head(t, "k", NULL), FDN_EAUTH, "refused the TLS handshake");
 	assert_non_null(strstr(fdn_error_last()->message, "no client certificate"));
 	fdn_transport_free(t);
 }
@@ -424,7 +412,7 @@ static void test_resume_after_stall(void **state)
 	 * cannot take back what it got, so the get fails. */
 	slow = open_as("norange", "coordinator", "ca", &tune);
 	sink.size = 0;
-	expect_error(fdn_transport_get_stream(slow, "resume/obj", collect_write, &sink, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_stream(slow, "resume/obj", collect_write, &sink, NULL, NULL),
 		FDN_EIO, "cannot be taken back");
 	fdn_transport_free(slow);
 	free(sink.data);
@@ -487,18 +475,16 @@ static void test_retries(void **state)
 {
 	fdn_https_options tune = FDN_HTTPS_OPTIONS_INIT;
 	fdn_transport *busy, *dead;
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
 	char url[128], *log;
 	double t0;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd;
 
 	(void)state;
 	/* 503 with Retry-After: 1 → two waits of a second, then FDN_EIO. */
 	tune.retries = 2;
 	busy = open_as("busy", "coordinator", "ca", &tune);
 	t0 = now();
-	expect_error(fdn_transport_head(busy, "x", NULL), FDN_EIO, "HTTP 503 (after 3 attempts)");
+	fdn_test_expect_error(fdn_transport_head(busy, "x", NULL), FDN_EIO, "HTTP 503 (after 3 attempts)");
 	assert_true(now() - t0 >= 1.9);
 	assert_true(now() - t0 < 10);
 	log = wait_log(3, "503 HEAD /busy/x", NULL);
@@ -511,14 +497,14 @@ static void test_retries(void **state)
 	 * put is sent again (rewound), a stream put is not, since its bytes
 	 * cannot be read again. */
 	busy = open_as("readall", "coordinator", "ca", &tune);
-	expect_error(fdn_transport_put_buffer(busy, "b", big, 200000, NULL), FDN_EIO,
+	fdn_test_expect_error(fdn_transport_put_buffer(busy, "b", big, 200000, NULL), FDN_EIO,
 		"HTTP 502 (after 3 attempts)");
 	log = wait_log(3, "502 PUT /readall/b", NULL);
 	assert_int_equal(count_lines(log, "502 PUT /readall/b", NULL), 3);
 	free(log);
 	{
 		chunks src = { big, 200000, 0 };
-		expect_error(fdn_transport_put_stream(busy, "s", chunks_read, &src, 200000, NULL),
+		fdn_test_expect_error(fdn_transport_put_stream(busy, "s", chunks_read, &src, 200000, NULL),
 			FDN_EIO, "not retried: 200000 bytes of the stream were already sent");
 		log = wait_log(1, "502 PUT /readall/s", NULL);
 		assert_int_equal(count_lines(log, "502 PUT /readall/s", NULL), 1);
@@ -527,17 +513,12 @@ static void test_retries(void **state)
 	fdn_transport_free(busy);
 
 	/* Nothing listening: connection refused, retried, quickly. */
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d/store", ntohs(a.sin_port));
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/store", fdn_test_dead_port(&fd));
 	tune.retries = 3;
 	tune.backoff_ms = 10;
 	OK(fdn_transport_https_new(&dead, url, &tune));
 	t0 = now();
-	expect_error(fdn_transport_get_buffer(dead, "k", &(fdn_buf)FDN_BUF_INIT, 0, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_buffer(dead, "k", &(fdn_buf)FDN_BUF_INIT, 0, NULL, NULL),
 		FDN_EIO, "after 4 attempts");
 	assert_true(now() - t0 < 3);
 	assert_non_null(strstr(fdn_error_last()->message, url));
@@ -580,7 +561,7 @@ static void test_cancel(void **state)
 	l.delay = 1.0;
 	pthread_create(&th, NULL, cancel_later, &l);
 	t0 = now();
-	expect_error(fdn_transport_get_stream(slow, "resume/obj", collect_write, &sink, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_stream(slow, "resume/obj", collect_write, &sink, NULL, NULL),
 		FDN_ECANCELLED, NULL);
 	pthread_join(th, NULL);
 	assert_true(now() - t0 < 3.0);
@@ -589,7 +570,7 @@ static void test_cancel(void **state)
 	sink.size = 0;
 	sink.cancel_at = token;
 	sink.cancel_after = 100000;
-	expect_error(fdn_transport_get_stream(slow, "resume/obj", collect_write, &sink, NULL, NULL),
+	fdn_test_expect_error(fdn_transport_get_stream(slow, "resume/obj", collect_write, &sink, NULL, NULL),
 		FDN_ECANCELLED, NULL);
 	fdn_transport_free(slow);
 	fdn_cancel_free(token);
@@ -601,37 +582,30 @@ static void test_cancel(void **state)
 static void test_proxy_environment(void **state)
 {
 	fdn_https_options tune = FDN_HTTPS_OPTIONS_INIT;
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
 	char proxy[64];
 	fdn_transport *t;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd;
 
 	(void)state;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", fdn_test_dead_port(&fd));
 	tune.retries = 1;
 	tune.backoff_ms = 5;
 
 	/* proxy NULL: libcurl takes https_proxy (here a dead one) ... */
 	setenv("https_proxy", proxy, 1);
 	t = open_as("store", "coordinator", "ca", &tune);
-	expect_error(fdn_transport_head(t, "fed/file.bin", NULL), FDN_EIO, NULL);
+	fdn_test_expect_error(fdn_transport_head(t, "fed/file.bin", NULL), FDN_EIO, NULL);
 	fdn_transport_free(t);
 	unsetenv("https_proxy");
 	/* ... or HTTPS_PROXY, or all_proxy ... */
 	setenv("HTTPS_PROXY", proxy, 1);
 	t = open_as("store", "coordinator", "ca", &tune);
-	expect_error(fdn_transport_head(t, "fed/file.bin", NULL), FDN_EIO, NULL);
+	fdn_test_expect_error(fdn_transport_head(t, "fed/file.bin", NULL), FDN_EIO, NULL);
 	fdn_transport_free(t);
 	unsetenv("HTTPS_PROXY");
 	setenv("all_proxy", proxy, 1);
 	t = open_as("store", "coordinator", "ca", &tune);
-	expect_error(fdn_transport_head(t, "fed/file.bin", NULL), FDN_EIO, NULL);
+	fdn_test_expect_error(fdn_transport_head(t, "fed/file.bin", NULL), FDN_EIO, NULL);
 	/* ... and honours no_proxy. */
 	setenv("no_proxy", "127.0.0.1", 1);
 	OK(fdn_transport_head(t, "fed/file.bin", NULL));
@@ -646,7 +620,7 @@ static void test_proxy_environment(void **state)
 	unsetenv("all_proxy");
 	tune.proxy = proxy;
 	t = open_as("store", "coordinator", "ca", &tune);
-	expect_error(fdn_transport_head(t, "fed/file.bin", NULL), FDN_EIO, NULL);
+	fdn_test_expect_error(fdn_transport_head(t, "fed/file.bin", NULL), FDN_EIO, NULL);
 	fdn_transport_free(t);
 	close(fd);
 }
