@@ -912,7 +912,7 @@ int fdn_transport_https_new(fdn_transport **out, const char *base_url,
 	if (!(h = fdn__calloc(1, sizeof(*h))))
 		return fdn__error_oom();
 	h->connect_ms = (long)(o.connect_timeout_ms ? o.connect_timeout_ms : DEFAULT_CONNECT_MS);
-	h->stall_s = (long)(((o.stall_timeout_ms ? o.stall_timeout_ms : DEFAULT_STALL_MS) + 999) / 1000);
+	h->stall_s = (long)(((uint64_t)(o.stall_timeout_ms ? o.stall_timeout_ms : DEFAULT_STALL_MS) + 999) / 1000);
 	h->retries = o.retries ? o.retries : DEFAULT_RETRIES;
 	h->backoff_ms = o.backoff_ms ? o.backoff_ms : DEFAULT_BACKOFF_MS;
 	if ((rc = set_base(h, base_url)) != 0 ||
