@@ -172,6 +172,7 @@ done
 refuser_port=""
 if command -v python3 >/dev/null 2>&1; then
 	refuser_port=$(free_port 99)
+	[ "$refuser_port" != "$port" ] || refuser_port=$(free_port 98)
 	python3 "$here/tls_refuser.py" "$refuser_port" "$work" > "$work/refuser.log" 2>&1 &
 	refuser_pid=$!
 	wait_port "$refuser_port" "$refuser_pid" || refuser_port=""

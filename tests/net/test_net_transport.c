@@ -564,7 +564,7 @@ static void test_cancel(void **state)
 	fdn_test_expect_error(fdn_transport_get_stream(slow, "resume/obj", collect_write, &sink, NULL, NULL),
 		FDN_ECANCELLED, NULL);
 	pthread_join(th, NULL);
-	assert_true(now() - t0 < 3.0);
+	assert_true(now() - t0 < 5.0);  /* libcurl asks at least once a second */
 	/* ... and from the write callback. */
 	fdn_cancel_reset(token);
 	sink.size = 0;
