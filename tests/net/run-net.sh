@@ -128,16 +128,19 @@ if [ "$(id -u)" -eq 0 ]; then
 	user_line="user $(id -un) $(id -gn);"
 fi
 
-# wait_port PORT PID: until something accepts on PORT (5 s at most).
+# wait_port PORT PID: until something accepts on PORT (5 s at most;
+# without python3, a second's grace while PID lives).
 wait_port() {
+	if ! command -v python3 >/dev/null 2>&1; then
+		sleep 1
+		kill -0 "$2" 2>/dev/null
+		return
+	fi
 	i=0
 	while [ $i -lt 100 ]; do
 		kill -0 "$2" 2>/dev/null || return 1
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-			return 0
-		fi
-		if command -v python3 >/dev/null 2>&1 &&
-		   python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null; then
+		if python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" \
+			2>/dev/null; then
 			return 0
 		fi
 		sleep 0.05
