@@ -38,9 +38,10 @@ static int first_init(const fdn_init_options *opts)
 		return fdn__error_set(FDN_ERROR, FDN_ERRCLASS_CORE,
 			"libsodium could not be initialised");
 	}
-	/* libcurl before anything can run a transfer; its own global init is
-	 * not reference counted across threads in older releases, so it is
-	 * done here, under init_lock, once per first initialisation. */
+	/* libcurl before anything can run a transfer.  curl_global_init() is
+	 * not thread-safe in older libcurl releases, so it runs here, under
+	 * init_lock, once per first initialisation (libcurl counts calls, so
+	 * a host that also initialises it is unaffected). */
 	if (fdn_transport__global_init() != 0) {
 		fdn_alloc__install(NULL);
 		return fdn__error_set(FDN_ERROR, FDN_ERRCLASS_CORE,
