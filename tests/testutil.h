@@ -8,8 +8,11 @@
 #define FDN_TESTUTIL_H
 
 #include <ftw.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fednode/common.h"
@@ -23,6 +26,36 @@
 			fail_msg("%s = %d: %s", #call, ok_rc_,             \
 				fdn_error_last()->message);                \
 	} while (0)
+
+/* The call failed with @p code, and (unless NULL) the library's message
+ * holds @p fragment. */
+static inline void fdn_test_expect_error(int rc, int code, const char *fragment)
+{
+	const char *msg = fdn_error_last()->message;
+
+	if (rc != code)
+		fail_msg("rc %d, expected %d (%s)", rc, code, msg);
+	if (fragment && !strstr(msg, fragment))
+		fail_msg("message '%s' lacks '%s'", msg, fragment);
+}
+
+/* A loopback TCP port where nothing listens: bound to *fd_out (close it
+ * when done), never listening, so connections are refused at once. */
+static inline int fdn_test_dead_port(int *fd_out)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+		fail_msg("cannot bind a loopback port");
+	*fd_out = fd;
+	return ntohs(a.sin_port);
+}
 
 /* Creates /tmp/fdn-test-<name>-XXXXXX in @p dir; 0 or -1. */
 static inline int fdn_test_mkdtemp(char *dir, size_t size, const char *name)

@@ -28,6 +28,8 @@ int cmd_scan(int argc, char **argv);
 int cmd_deid(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
+int cmd_push(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 /* Helpers the subcommands share (cli_util.c). */
 struct fdn_deid_profile;

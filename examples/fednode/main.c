@@ -153,6 +153,41 @@ static const struct cli_command commands[] = {
 	  "Exit status: 0 success (verify: intact), 1 failure (verify: the problem is\n"
 	  "printed), 2 bad usage.\n",
 	  cmd_registry },
+	{ "push", "store one file as an object in a federation store",
+	  "usage: fednode push [--ca FILE] [--cert FILE --key FILE] [--proxy URL]\n"
+	  "                    URL KEY FILE\n\n"
+	  "Stores FILE (- for standard input, streamed) under KEY in the store at URL,\n"
+	  "replacing any object there; readers see the old object or the new one,\n"
+	  "never a mix.  Prints the size and entity tag of what was stored.\n\n"
+	  "URL is file:///absolute/folder (a local or shared folder) or\n"
+	  "https://host[:port][/path] (a WebDAV-style server such as nginx; see\n"
+	  "doc/transport-nginx.md).  KEY is 1 to 16 '/'-separated segments of\n"
+	  "A-Z a-z 0-9 . _ - (not '.' or '..'), e.g. fed-1/rounds/3/update-site-a.fdne.\n\n"
+	  "HTTPS options (the server's certificate and name are always verified):\n"
+	  "  --ca FILE     PEM bundle of the CAs to trust (default: the system's)\n"
+	  "  --cert FILE   PEM client certificate (for servers that require one)\n"
+	  "  --key FILE    PEM private key of --cert (unencrypted)\n"
+	  "  --proxy URL   proxy to use; \"\" for none (default: https_proxy,\n"
+	  "                HTTPS_PROXY, all_proxy and no_proxy from the environment)\n\n"
+	  "Failures that may pass (no connection, timeouts, HTTP 408/429/5xx) are\n"
+	  "retried with backoff.  Ctrl-C stops the transfer and leaves the store as\n"
+	  "it was.\n\n"
+	  "Exit status: 0 stored, 1 failed, 2 bad usage, 130 interrupted.\n",
+	  cmd_push },
+	{ "pull", "fetch one object from a federation store into a file",
+	  "usage: fednode pull [--ca FILE] [--cert FILE --key FILE] [--proxy URL]\n"
+	  "                    [--if-none-match ETAG] URL KEY FILE\n\n"
+	  "Fetches the object KEY from the store at URL into FILE (- for standard\n"
+	  "output), written to a temporary file beside it and renamed when complete:\n"
+	  "FILE is never left half written.  Prints the size and entity tag (to\n"
+	  "standard error with -).  A broken HTTPS download goes on where it stopped.\n\n"
+	  "  --if-none-match ETAG  when the object still has this entity tag (from\n"
+	  "                        an earlier push or pull), transfer nothing, leave\n"
+	  "                        FILE as it is and print 'not modified'\n\n"
+	  "URL, KEY and the HTTPS options are as for fednode push.\n\n"
+	  "Exit status: 0 fetched or not modified, 1 failed (e.g. no such object),\n"
+	  "2 bad usage, 130 interrupted.\n",
+	  cmd_pull },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -120,6 +120,11 @@ void fdn_dicom__trace_uninstall(void);
 const char *fdn_dicom__gdcm_version(void);
 void fdn_dicom__gdcm_setup(void);
 
+/* --- the HTTPS transport's part (lib/transport/https.c): libcurl's global
+ * state, set up and released under the initialisation lock ------------- */
+int fdn_transport__global_init(void);
+void fdn_transport__global_cleanup(void);
+
 #ifdef __cplusplus
 }
 #endif

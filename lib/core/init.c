@@ -38,6 +38,15 @@ static int first_init(const fdn_init_options *opts)
 		return fdn__error_set(FDN_ERROR, FDN_ERRCLASS_CORE,
 			"libsodium could not be initialised");
 	}
+	/* libcurl before anything can run a transfer.  curl_global_init() is
+	 * not thread-safe in older libcurl releases, so it runs here, under
+	 * init_lock, once per first initialisation (libcurl counts calls, so
+	 * a host that also initialises it is unaffected). */
+	if (fdn_transport__global_init() != 0) {
+		fdn_alloc__install(NULL);
+		return fdn__error_set(FDN_ERROR, FDN_ERRCLASS_CORE,
+			"libcurl could not be initialised");
+	}
 	fdn_dicom__trace_install();
 	fdn_dicom__gdcm_setup();
 	return 0;
@@ -107,6 +116,7 @@ int fdn_shutdown(void)
 	atomic_store(&init_count, --left);
 	if (left == 0) {
 		fdn_dicom__trace_uninstall();
+		fdn_transport__global_cleanup();
 		fdn_log_set_callback(NULL, FDN_LOG_NONE, NULL);
 		fdn_alloc__install(NULL);
 	}

@@ -1104,3 +1104,77 @@ def test_import_and_registry_help():
         assert word in r.stdout, word
     top = run("--help").stdout
     assert "import" in top and "registry" in top
+
+
+# --- push / pull ---------------------------------------------------------------
+
+
+def test_push_pull_directory_store(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    url = f"file://{store}"
+    src = tmp_path / "update.bin"
+    src.write_bytes(os.urandom(300000))
+    r = run("push", url, "fed-1/rounds/3/update-site-a.fdne", str(src))
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"pushed 'fed-1/rounds/3/update-site-a.fdne': 300000 bytes, entity tag (\S+)",
+                  r.stdout)
+    assert m, r.stdout
+    etag = m.group(1)
+    assert (store / "fed-1" / "rounds" / "3" / "update-site-a.fdne").read_bytes() == \
+        src.read_bytes()
+
+    dst = tmp_path / "fetched.bin"
+    r = run("pull", url, "fed-1/rounds/3/update-site-a.fdne", str(dst))
+    assert r.returncode == 0, r.stderr
+    assert dst.read_bytes() == src.read_bytes()
+    assert f"entity tag {etag}" in r.stdout
+
+    # Unchanged: nothing transferred, the file left alone.
+    dst.write_bytes(b"local copy")
+    r = run("pull", "--if-none-match", etag, url, "fed-1/rounds/3/update-site-a.fdne",
+            str(dst))
+    assert r.returncode == 0 and "not modified" in r.stdout, r.stdout + r.stderr
+    assert dst.read_bytes() == b"local copy"
+    # Changed: fetched.
+    src.write_bytes(b"new round")
+    assert run("push", url, "fed-1/rounds/3/update-site-a.fdne", str(src)).returncode == 0
+    r = run("pull", f"--if-none-match={etag}", url, "fed-1/rounds/3/update-site-a.fdne",
+            str(dst))
+    assert r.returncode == 0 and "pulled" in r.stdout
+    assert dst.read_bytes() == b"new round"
+
+
+def test_push_pull_streams(tmp_path):
+    url = f"file://{tmp_path}"
+    data = os.urandom(100000)
+    r = subprocess.run([CLI, "push", url, "s/obj", "-"], input=data, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([CLI, "pull", url, "s/obj", "-"], capture_output=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == data
+    assert b"pulled 's/obj': 100000 bytes" in r.stderr
+
+
+def test_push_pull_errors(tmp_path):
+    url = f"file://{tmp_path}"
+    src = tmp_path / "src"
+    src.write_bytes(b"x")
+    r = run("pull", url, "no/such/object", str(tmp_path / "out"))
+    assert r.returncode == 1 and "no object 'no/such/object'" in r.stderr
+    assert not (tmp_path / "out").exists()
+    r = run("push", url, "../escape", str(src))
+    assert r.returncode == 2 and "invalid key '../escape'" in r.stderr
+    r = run("push", "http://example.org/store", "k", str(src))
+    assert r.returncode == 1 and "http://" in r.stderr and "https://" in r.stderr
+    r = run("push", f"file://{tmp_path}/missing", "k", str(src))
+    assert r.returncode == 1 and "no such directory" in r.stderr
+    r = run("push", url, "k")
+    assert r.returncode == 2 and "needs URL KEY FILE" in r.stderr
+    r = run("push", "--if-none-match", "x", url, "k", str(src))
+    assert r.returncode == 2 and "unknown option" in r.stderr
+    r = run("pull", "--ca", url, "k")
+    assert r.returncode == 2
+    r = run("push", "--ca", "/nonexistent/ca.pem", "https://127.0.0.1:9/store", "k",
+            str(src))
+    assert r.returncode == 1 and "/nonexistent/ca.pem" in r.stderr

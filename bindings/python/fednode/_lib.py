@@ -172,6 +172,26 @@ class TrustPeerInfo(Structure):
                 ("x25519_public", ctypes.c_ubyte * 32)]
 
 
+# Streams (common.h): fdn_read_cb, fdn_write_cb.
+READ_CB = CFUNCTYPE(c_int, c_void_p, c_size_t, POINTER(c_size_t), c_void_p)
+WRITE_CB = CFUNCTYPE(c_int, c_void_p, c_size_t, c_void_p)
+
+
+class ObjectInfo(Structure):
+    VERSION = 1
+    ETAG_MAX = 127
+    _fields_ = [("version", c_uint), ("size", c_uint64), ("mtime", c_int64),
+                ("etag", ctypes.c_char * (ETAG_MAX + 1)), ("not_modified", c_int)]
+
+
+class HttpsOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("ca_file", c_char_p), ("client_cert", c_char_p),
+                ("client_key", c_char_p), ("proxy", c_char_p),
+                ("connect_timeout_ms", c_uint), ("stall_timeout_ms", c_uint),
+                ("retries", c_uint), ("backoff_ms", c_uint)]
+
+
 # --- prototypes -------------------------------------------------------------
 
 def _check_status(result, func, args):
@@ -318,6 +338,28 @@ PROTOTYPES = {
     "fdn_trust_find_by_key": (STATUS, [POINTER(c_size_t), c_void_p, c_char_p, c_int64]),
     "fdn_trust_save": (STATUS, [c_void_p]),
     "fdn_trust_free": (None, [c_void_p]),
+    # transport.h
+    "fdn_transport_key_valid": (c_int, [c_char_p]),
+    "fdn_https_options_init": (STATUS, [POINTER(HttpsOptions), c_uint]),
+    "fdn_transport_new": (STATUS, [POINTER(c_void_p), c_void_p, c_void_p]),
+    "fdn_transport_dir_new": (STATUS, [POINTER(c_void_p), c_char_p]),
+    "fdn_transport_https_new": (STATUS, [POINTER(c_void_p), c_char_p, POINTER(HttpsOptions)]),
+    "fdn_transport_open_url": (STATUS, [POINTER(c_void_p), c_char_p, POINTER(HttpsOptions)]),
+    "fdn_transport_free": (None, [c_void_p]),
+    "fdn_transport_set_cancel": (STATUS, [c_void_p, c_void_p]),
+    "fdn_transport_put_buffer": (STATUS, [c_void_p, c_char_p, c_char_p, c_size_t,
+                                          POINTER(ObjectInfo)]),
+    "fdn_transport_put_file": (STATUS, [c_void_p, c_char_p, c_char_p, POINTER(ObjectInfo)]),
+    "fdn_transport_put_stream": (STATUS, [c_void_p, c_char_p, READ_CB, c_void_p, c_uint64,
+                                          POINTER(ObjectInfo)]),
+    "fdn_transport_get_buffer": (STATUS, [c_void_p, c_char_p, POINTER(Buf), c_size_t,
+                                          c_char_p, POINTER(ObjectInfo)]),
+    "fdn_transport_get_file": (STATUS, [c_void_p, c_char_p, c_char_p, c_char_p,
+                                        POINTER(ObjectInfo)]),
+    "fdn_transport_get_stream": (STATUS, [c_void_p, c_char_p, WRITE_CB, c_void_p, c_char_p,
+                                          POINTER(ObjectInfo)]),
+    "fdn_transport_head": (STATUS, [c_void_p, c_char_p, POINTER(ObjectInfo)]),
+    "fdn_transport_delete": (STATUS, [c_void_p, c_char_p]),
 }
 
 
