@@ -28,6 +28,11 @@ int cmd_scan(int argc, char **argv);
 int cmd_deid(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_trust(int argc, char **argv);
+int cmd_seal(int argc, char **argv);
+int cmd_open(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 
 /* Helpers the subcommands share (cli_util.c). */
 struct fdn_deid_profile;

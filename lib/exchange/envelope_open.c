@@ -746,8 +746,10 @@ int fdn_envelope_open_buffer(fdn_envelope_info *info, fdn_buf *out,
 	/* Stored records are never larger than the envelope: one allocation
 	 * unless the payload was compressed. */
 	rc = fdn_buf__grow(&staged, (uint64_t)len < e.max_payload ? len : (size_t)e.max_payload);
-	if (rc == 0)
+	if (rc == 0) {
+		fdn_env__advise_huge(staged.ptr, staged.reserved);
 		rc = open_core(info, &e, &src, &st, me, trust);
+	}
 	if (rc != 0) {
 		if (staged.ptr)
 			sodium_memzero(staged.ptr, staged.reserved);

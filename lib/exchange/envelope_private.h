@@ -149,6 +149,9 @@ void fdn_env__shuffle(unsigned char *dst, const unsigned char *src, size_t n,
 void fdn_env__unshuffle(unsigned char *dst, const unsigned char *src, size_t n,
 	unsigned int width);
 
+/* Advises huge pages for a large fresh output buffer (best effort). */
+void fdn_env__advise_huge(void *p, size_t n);
+
 /* zlib through the library's allocator. */
 struct z_stream_s;
 void fdn_env__zalloc_setup(struct z_stream_s *z);

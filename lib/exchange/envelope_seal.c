@@ -452,9 +452,12 @@ static int seal(seal_src *src, seal_sink *k, const fdn_identity *sender,
 		goto done;
 	/* Records are encrypted straight into a buffer sink: reserve all of it
 	 * now so that it never moves while the helper hashes in it. */
-	if (k->buf && ((rc = body_bound(&bound, src->mem_len, s.chunk)) != 0 ||
-		       (rc = fdn_buf__grow(k->buf, header.size + bound)) != 0))
-		goto done;
+	if (k->buf) {
+		if ((rc = body_bound(&bound, src->mem_len, s.chunk)) != 0 ||
+		    (rc = fdn_buf__grow(k->buf, header.size + bound)) != 0)
+			goto done;
+		fdn_env__advise_huge(k->buf->ptr, k->buf->reserved);
+	}
 	if ((rc = sink_put(k, header.ptr, header.size)) != 0 ||
 	    (rc = put_body(&s, src, k)) != 0 ||
 	    (rc = put_trailer(&s, k, sender, &header)) != 0)
