@@ -323,7 +323,8 @@ static int setup_body(opener *op, bool need_slots)
 		op->z_ready = true;
 	}
 	return fdn_env__pipe_new(&op->pipe,
-		need_slots ? FDN_ENV__RECORD_HEAD + FDN_ENV__ABYTES + chunk : 1, op->e.threads);
+		need_slots ? FDN_ENV__RECORD_HEAD + FDN_ENV__ABYTES + chunk : 1,
+		need_slots ? FDN_ENV__SLOTS_STREAM : FDN_ENV__SLOTS_MAX, op->e.threads);
 }
 
 static int too_large(const opener *op)

@@ -14,7 +14,7 @@
 #include "envelope_private.h"
 
 typedef struct slot {
-	unsigned char *buf;        /* FDN_ENV__SLOTS buffers of slot_bytes */
+	unsigned char *buf;        /* slot_bytes */
 	const unsigned char *data; /* the record to hash */
 	size_t len;
 	unsigned char leaf[FDN_ENV__HASH_BYTES];
@@ -30,7 +30,8 @@ struct fdn_env__pipe {
 	/* Sequence numbers: records submitted, handed to a hasher, folded. */
 	uint64_t submitted, claimed, folded;
 	crypto_generichash_blake2b_state body;
-	slot slots[FDN_ENV__SLOTS];
+	unsigned int n_slots;
+	slot slots[FDN_ENV__SLOTS_MAX];
 };
 
 static void hash_record(slot *s)
@@ -42,7 +43,7 @@ static void hash_record(slot *s)
 /* Hashes the oldest unclaimed record; called and returns with mu held. */
 static void hash_one(fdn_env__pipe *p)
 {
-	slot *s = &p->slots[p->claimed++ % FDN_ENV__SLOTS];
+	slot *s = &p->slots[p->claimed++ % p->n_slots];
 
 	pthread_mutex_unlock(&p->mu);
 	hash_record(s);
@@ -55,7 +56,7 @@ static void hash_one(fdn_env__pipe *p)
 static void fold(fdn_env__pipe *p)
 {
 	while (p->folded < p->submitted) {
-		slot *s = &p->slots[p->folded % FDN_ENV__SLOTS];
+		slot *s = &p->slots[p->folded % p->n_slots];
 		if (!s->hashed)
 			break;
 		crypto_generichash_blake2b_update(&p->body, s->leaf, sizeof(s->leaf));
@@ -80,16 +81,18 @@ static void *helper(void *arg)
 	return NULL;
 }
 
-int fdn_env__pipe_new(fdn_env__pipe **out, size_t slot_bytes, unsigned int threads)
+int fdn_env__pipe_new(fdn_env__pipe **out, size_t slot_bytes, unsigned int n_slots,
+	unsigned int threads)
 {
 	fdn_env__pipe *p = fdn__calloc(1, sizeof(*p));
 
 	*out = NULL;
 	if (!p)
 		return fdn__error_oom();
-	for (int i = 0; i < FDN_ENV__SLOTS; i++) {
+	p->n_slots = n_slots < 2 ? 2 : n_slots > FDN_ENV__SLOTS_MAX ? FDN_ENV__SLOTS_MAX : n_slots;
+	for (unsigned int i = 0; i < p->n_slots; i++) {
 		if (!(p->slots[i].buf = fdn__malloc(slot_bytes))) {
-			for (int j = 0; j < i; j++)
+			for (unsigned int j = 0; j < i; j++)
 				fdn__free(p->slots[j].buf);
 			fdn__free(p);
 			return fdn__error_oom();
@@ -97,7 +100,7 @@ int fdn_env__pipe_new(fdn_env__pipe **out, size_t slot_bytes, unsigned int threa
 	}
 	if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_cond_init(&p->work, NULL) != 0 ||
 	    pthread_cond_init(&p->done, NULL) != 0) {
-		for (int i = 0; i < FDN_ENV__SLOTS; i++)
+		for (unsigned int i = 0; i < p->n_slots; i++)
 			fdn__free(p->slots[i].buf);
 		fdn__free(p);
 		return fdn__error_set(FDN_ERROR, FDN_ERRCLASS_OS,
@@ -115,7 +118,7 @@ unsigned char *fdn_env__pipe_next(fdn_env__pipe *p)
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		fold(p);
-		if (p->submitted - p->folded < FDN_ENV__SLOTS)
+		if (p->submitted - p->folded < p->n_slots)
 			break;
 		/* The ring is full: help rather than wait. */
 		if (p->claimed < p->submitted)
@@ -124,12 +127,12 @@ unsigned char *fdn_env__pipe_next(fdn_env__pipe *p)
 			pthread_cond_wait(&p->done, &p->mu);
 	}
 	pthread_mutex_unlock(&p->mu);
-	return p->slots[p->submitted % FDN_ENV__SLOTS].buf;
+	return p->slots[p->submitted % p->n_slots].buf;
 }
 
 void fdn_env__pipe_submit(fdn_env__pipe *p, const unsigned char *data, size_t len)
 {
-	slot *s = &p->slots[p->submitted % FDN_ENV__SLOTS];
+	slot *s = &p->slots[p->submitted % p->n_slots];
 
 	pthread_mutex_lock(&p->mu);
 	s->data = data;
@@ -181,7 +184,7 @@ void fdn_env__pipe_free(fdn_env__pipe *p)
 	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->done);
 	/* Slots only ever hold stored, encrypted bytes. */
-	for (int i = 0; i < FDN_ENV__SLOTS; i++)
+	for (unsigned int i = 0; i < p->n_slots; i++)
 		fdn__free(p->slots[i].buf);
 	sodium_memzero(p, sizeof(*p));
 	fdn__free(p);

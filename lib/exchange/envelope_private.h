@@ -116,17 +116,26 @@ bool fdn_env__federation_ok(const char *id);
  * "fdne-v1-record") of one record as stored.  Leaves are independent, so
  * a helper thread hashes records while the calling thread encrypts or
  * decrypts the next ones, and the calling thread hashes too instead of
- * waiting when it gets ahead.  A ring of FDN_ENV__SLOTS records bounds
+ * waiting when it gets ahead.  A ring of records bounds
  * memory: a record submitted stays readable (and unchanged) until the
- * pipeline hands its slot out again or finishes. */
+ * pipeline hands its slot out again or finishes.
+ *
+ * A deep ring matters on a loaded machine: when the helper is descheduled
+ * while it holds the oldest record, the calling thread can go on for as
+ * many records as the ring has before it must wait. */
 
-#define FDN_ENV__SLOTS 4
+/* Ring depth when records live in the caller's memory (slots cost
+ * nothing), and when they are read or written through slot buffers. */
+#define FDN_ENV__SLOTS_MAX 16
+#define FDN_ENV__SLOTS_STREAM 8
 
 typedef struct fdn_env__pipe fdn_env__pipe;
 
-/* @p slot_bytes: capacity of each slot's buffer; @p threads 1: no
- * helper thread, else one (started at the second record). */
-int fdn_env__pipe_new(fdn_env__pipe **out, size_t slot_bytes, unsigned int threads);
+/* @p n_slots records of @p slot_bytes each (2..FDN_ENV__SLOTS_MAX);
+ * @p threads 1: no helper thread, else one (started at the second
+ * record). */
+int fdn_env__pipe_new(fdn_env__pipe **out, size_t slot_bytes, unsigned int n_slots,
+	unsigned int threads);
 /* The buffer of the next slot, once one is free (hashing on the calling
  * thread meanwhile rather than waiting). */
 unsigned char *fdn_env__pipe_next(fdn_env__pipe *p);

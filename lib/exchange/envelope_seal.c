@@ -448,7 +448,8 @@ static int seal(seal_src *src, seal_sink *k, const fdn_identity *sender,
 		goto done;
 	}
 	if ((rc = compress_setup(&s)) != 0 ||
-	    (rc = fdn_env__pipe_new(&s.pipe, k->buf ? 1 : slot_bytes, opts->threads)) != 0)
+	    (rc = fdn_env__pipe_new(&s.pipe, k->buf ? 1 : slot_bytes,
+			k->buf ? FDN_ENV__SLOTS_MAX : FDN_ENV__SLOTS_STREAM, opts->threads)) != 0)
 		goto done;
 	/* Records are encrypted straight into a buffer sink: reserve all of it
 	 * now so that it never moves while the helper hashes in it. */
