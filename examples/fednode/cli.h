@@ -30,6 +30,11 @@ int cmd_import(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_trust(int argc, char **argv);
+int cmd_seal(int argc, char **argv);
+int cmd_open(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 
 /* Helpers the subcommands share (cli_util.c). */
 struct fdn_deid_profile;

@@ -188,6 +188,68 @@ static const struct cli_command commands[] = {
 	  "Exit status: 0 fetched or not modified, 1 failed (e.g. no such object),\n"
 	  "2 bad usage, 130 interrupted.\n",
 	  cmd_pull },
+	{ "keygen", "create a node identity (signing and encryption keys)",
+	  "usage: fednode keygen --id NODE [--out FILE] [--public-out FILE]\n"
+	  "                      [--passphrase-file F] [--valid-until DATE]\n\n"
+	  "Creates a new identity for node NODE: an Ed25519 signing key and an X25519\n"
+	  "key for receiving envelopes.  The key file (default NODE.key) is created\n"
+	  "with mode 0600 and never overwritten; the public text (default FILE.pub)\n"
+	  "is what peers add with 'fednode trust add'.  Prints both paths and the\n"
+	  "fingerprint, which peers compare out of band before trusting the key.\n\n"
+	  "The key file is encrypted with a passphrase read from the first line of\n"
+	  "--passphrase-file F, or from the environment variable FEDNODE_PASSPHRASE;\n"
+	  "without either it is stored unencrypted.  A passphrase is never taken\n"
+	  "from the command line.\n\n"
+	  "Options:\n"
+	  "  --valid-until DATE  put an end date (YYYY-MM-DD) into the public text\n\n"
+	  "Exit status: 0 success, 1 failure (e.g. the file exists), 2 bad usage.\n",
+	  cmd_keygen },
+	{ "trust", "manage the trust store: the peers whose keys this node accepts",
+	  "usage: fednode trust add --trust FILE --role site|coordinator\n"
+	  "                         [--valid-until DATE] PUBLIC\n"
+	  "       fednode trust list --trust FILE\n"
+	  "       fednode trust remove --trust FILE NODE\n\n"
+	  "The trust store FILE (created when missing) lists the peer keys this node\n"
+	  "accepts envelopes from and seals envelopes to.  'add' trusts the public\n"
+	  "text in the file PUBLIC (from 'fednode keygen') with a role and an optional\n"
+	  "end date (the key is valid through that UTC day); a node may have several\n"
+	  "keys (rotation).  'list' prints node, role, fingerprint and end date of\n"
+	  "every key; 'remove' forgets every key of NODE.\n\n"
+	  "Exit status: 0 success, 1 failure, 2 bad usage.\n",
+	  cmd_trust },
+	{ "seal", "sign and encrypt a file into an envelope for some nodes",
+	  "usage: fednode seal --identity KEYFILE [--trust FILE] --to NODE[,NODE...]\n"
+	  "                    --kind KIND --federation FED --round N [--compress LEVEL]\n"
+	  "                    [--passphrase-file F] IN OUT\n\n"
+	  "Seals the file IN into the envelope OUT (written under a temporary name and\n"
+	  "renamed when complete): signed with the identity in KEYFILE, encrypted for\n"
+	  "every currently valid key of each NODE in the trust store (your own node id\n"
+	  "means your own key).  KIND is data, manifest, global, update, result or\n"
+	  "latest; the receiver checks KIND, FED and N, so an envelope cannot be\n"
+	  "replayed elsewhere.  --compress 1..9 compresses (byte shuffle + zlib) the\n"
+	  "chunks where that pays.  The passphrase of KEYFILE comes from\n"
+	  "--passphrase-file or FEDNODE_PASSPHRASE.\n\n"
+	  "Exit status: 0 success, 1 failure, 2 bad usage.\n",
+	  cmd_seal },
+	{ "open", "verify and decrypt an envelope addressed to this node",
+	  "usage: fednode open --identity KEYFILE --trust FILE --kind KIND\n"
+	  "                    --federation FED --round N [--from NODE]\n"
+	  "                    [--passphrase-file F] IN OUT\n\n"
+	  "Opens the envelope IN into the file OUT (mode 0600).  The sender must be in\n"
+	  "the trust store with a valid key (and be NODE with --from); the envelope\n"
+	  "must be of kind KIND for round N of federation FED and be addressed to the\n"
+	  "identity in KEYFILE.  OUT appears only once the signature and every byte\n"
+	  "have been verified; on any failure nothing is written.  Prints the sender\n"
+	  "and the sizes.\n\n"
+	  "Exit status: 0 verified and written, 1 rejected or failed, 2 bad usage.\n",
+	  cmd_open },
+	{ "inspect", "show an envelope's header, unverified",
+	  "usage: fednode inspect FILE\n\n"
+	  "Prints what the header of the envelope FILE claims: kind, federation,\n"
+	  "round, sender and number of recipient keys.  NOTHING is verified (anyone\n"
+	  "can write any header): use 'fednode open' for that.\n\n"
+	  "Exit status: 0 success, 1 not an envelope, 2 bad usage.\n",
+	  cmd_inspect },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

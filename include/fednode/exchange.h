@@ -430,6 +430,8 @@ FDN_EXTERN(int) fdn_envelope_open_fd(fdn_envelope_info *info, int in_fd, int out
  * Opens the envelope in file @p in_path into a new file @p out_path: the
  * payload is decrypted into a temporary file beside it that is renamed
  * to @p out_path only after verification (an existing file is replaced).
+ * The file gets mode 0600: a model trained on patient data is treated as
+ * sensitive.  FDN_ENOTFOUND when @p in_path does not exist.
  */
 FDN_EXTERN(int) fdn_envelope_open_file(fdn_envelope_info *info,
 	const char *in_path, const char *out_path,

@@ -111,12 +111,10 @@ void fdn_exchange__fingerprint(char out[FDN_EXCHANGE__FINGERPRINT_SIZE],
 	const unsigned char x[FDN_PUBLIC_KEY_BYTES])
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char both[2 * FDN_PUBLIC_KEY_BYTES], h[16];
+	unsigned char h[FDN_EXCHANGE__KEY_ID_BYTES];
 	size_t o = 0;
 
-	memcpy(both, ed, FDN_PUBLIC_KEY_BYTES);
-	memcpy(both + FDN_PUBLIC_KEY_BYTES, x, FDN_PUBLIC_KEY_BYTES);
-	crypto_generichash(h, sizeof(h), both, sizeof(both), NULL, 0);
+	fdn_exchange__key_id(h, ed, x);
 	for (size_t i = 0; i < sizeof(h); i++) {
 		if (i > 0 && i % 2 == 0)
 			out[o++] = ':';
@@ -124,6 +122,17 @@ void fdn_exchange__fingerprint(char out[FDN_EXCHANGE__FINGERPRINT_SIZE],
 		out[o++] = hex[h[i] & 15];
 	}
 	out[o] = '\0';
+}
+
+void fdn_exchange__key_id(unsigned char out[FDN_EXCHANGE__KEY_ID_BYTES],
+	const unsigned char ed[FDN_PUBLIC_KEY_BYTES],
+	const unsigned char x[FDN_PUBLIC_KEY_BYTES])
+{
+	unsigned char both[2 * FDN_PUBLIC_KEY_BYTES];
+
+	memcpy(both, ed, FDN_PUBLIC_KEY_BYTES);
+	memcpy(both + FDN_PUBLIC_KEY_BYTES, x, FDN_PUBLIC_KEY_BYTES);
+	crypto_generichash(out, FDN_EXCHANGE__KEY_ID_BYTES, both, sizeof(both), NULL, 0);
 }
 
 bool fdn_exchange__key_from_b64(unsigned char out[FDN_PUBLIC_KEY_BYTES],
@@ -276,6 +285,38 @@ void fdn_identity_free(fdn_identity *id)
 const char *fdn_identity_node_id(const fdn_identity *id)
 {
 	return id ? id->node_id : NULL;
+}
+
+/* --- what envelopes need: the secret keys are used here, never handed out -- */
+
+const unsigned char *fdn_identity__ed25519_public(const fdn_identity *id)
+{
+	return id->ed_pk;
+}
+
+const unsigned char *fdn_identity__x25519_public(const fdn_identity *id)
+{
+	return id->x_pk;
+}
+
+void fdn_identity__sign(unsigned char sig[crypto_sign_BYTES], const fdn_identity *id,
+	const unsigned char *msg, size_t len)
+{
+	unlock_ro(id);
+	crypto_sign_detached(sig, NULL, msg, len, id->secret);
+	lock(id);
+}
+
+int fdn_identity__unseal(unsigned char *out, const unsigned char *sealed, size_t len,
+	const fdn_identity *id)
+{
+	int rc;
+
+	unlock_ro(id);
+	rc = crypto_box_seal_open(out, sealed, len, id->x_pk,
+		id->secret + crypto_sign_SECRETKEYBYTES);
+	lock(id);
+	return rc;
 }
 
 int fdn_identity_fingerprint(fdn_buf *out, const fdn_identity *id)

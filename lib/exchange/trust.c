@@ -173,6 +173,28 @@ int fdn_trust_find_by_key(size_t *index_out, const fdn_trust *trust,
 		"the key is not in the trust store");
 }
 
+size_t fdn_trust__valid_keys(const fdn_trust *trust, const char *node_id,
+	int64_t when, fdn_exchange__key *out, size_t max, size_t *known)
+{
+	size_t n = 0;
+
+	*known = 0;
+	for (size_t i = 0; trust && i < trust->count; i++) {
+		const entry *e = &trust->entries[i];
+		if (strcmp(e->node_id, node_id) != 0)
+			continue;
+		++*known;
+		if (e->end != 0 && when >= e->end)
+			continue;
+		if (n < max) {
+			memcpy(out[n].ed25519, e->ed25519, FDN_PUBLIC_KEY_BYTES);
+			memcpy(out[n].x25519, e->x25519, FDN_PUBLIC_KEY_BYTES);
+		}
+		n++;
+	}
+	return n;
+}
+
 /* --- the file -------------------------------------------------------------- */
 
 static json_t *to_json(const fdn_trust *t)

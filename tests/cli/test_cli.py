@@ -1178,3 +1178,143 @@ def test_push_pull_errors(tmp_path):
     r = run("push", "--ca", "/nonexistent/ca.pem", "https://127.0.0.1:9/store", "k",
             str(src))
     assert r.returncode == 1 and "/nonexistent/ca.pem" in r.stderr
+# ---------------------------------------------------------------------------
+# keygen, trust, seal, open, inspect
+
+
+def run_env(*args, env=None, cwd=None):
+    e = dict(os.environ)
+    e.pop("FEDNODE_PASSPHRASE", None)
+    e.update(env or {})
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60,
+                          env=e, cwd=cwd)
+
+
+@pytest.fixture
+def nodes(tmp_path):
+    """A coordinator (passphrase via the environment), a site (passphrase
+    file) and a plain third node, each trusting the others."""
+    (tmp_path / "pw").write_text("correct horse\n")
+    r = run_env("keygen", "--id", "coord", "--out", str(tmp_path / "coord.key"),
+                env={"FEDNODE_PASSPHRASE": "coord secret"})
+    assert r.returncode == 0, r.stderr
+    assert "passphrase-protected" in r.stdout and "fingerprint:" in r.stdout
+    r = run_env("keygen", "--id", "site-a", "--out", str(tmp_path / "site-a.key"),
+                "--passphrase-file", str(tmp_path / "pw"),
+                "--public-out", str(tmp_path / "site-a.public"))
+    assert r.returncode == 0, r.stderr
+    assert str(tmp_path / "site-a.public") in r.stdout
+    r = run_env("keygen", "--id", "site-b", cwd=tmp_path)
+    assert r.returncode == 0 and "NOT passphrase-protected" in r.stdout
+    assert (tmp_path / "site-b.key").exists() and (tmp_path / "site-b.key.pub").exists()
+    trust = str(tmp_path / "trust.json")
+    for pub, role in (("coord.key.pub", "coordinator"), ("site-a.public", "site"),
+                      ("site-b.key.pub", "site")):
+        r = run_env("trust", "add", "--trust", trust, "--role", role, str(tmp_path / pub))
+        assert r.returncode == 0, r.stderr
+    return tmp_path, trust
+
+
+def test_keygen_never_overwrites(nodes):
+    tmp, _ = nodes
+    r = run_env("keygen", "--id", "site-b", cwd=tmp)
+    assert r.returncode == 1 and "already exists" in r.stderr
+    assert run_env("keygen").returncode == 2
+    assert run_env("keygen", "--id", "x", "--passphrase", "oops").returncode == 2
+
+
+def test_trust_list_remove(nodes):
+    tmp, trust = nodes
+    r = run_env("trust", "list", "--trust", trust)
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4 and "coordinator" in lines[1] and "site-a" in lines[2]
+    r = run_env("trust", "add", "--trust", trust, "--role", "site", str(tmp / "site-a.public"))
+    assert r.returncode == 1 and "already trusted" in r.stderr
+    r = run_env("trust", "remove", "--trust", trust, "site-b")
+    assert r.returncode == 0
+    assert "site-b" not in run_env("trust", "list", "--trust", trust).stdout
+    assert run_env("trust", "remove", "--trust", trust, "site-b").returncode == 1
+    assert run_env("trust", "frob", "--trust", trust).returncode == 2
+    assert run_env("trust", "add", "--trust", trust, "--role", "king",
+                   str(tmp / "site-a.public")).returncode == 2
+
+
+def seal_args(tmp, trust, *extra):
+    return ["seal", "--identity", str(tmp / "coord.key"), "--trust", trust,
+            "--kind", "global", "--federation", "lung", "--round", "3", *extra]
+
+
+def open_args(tmp, trust, key="site-a.key", kind="global", round_="3", *extra):
+    return ["open", "--identity", str(tmp / key), "--trust", trust, "--kind", kind,
+            "--federation", "lung", "--round", round_, *extra]
+
+
+def test_seal_open_inspect(nodes):
+    tmp, trust = nodes
+    model = tmp / "model.bin"
+    model.write_bytes(bytes(range(256)) * 4000)
+    coord_pw = {"FEDNODE_PASSPHRASE": "coord secret"}
+    r = run_env(*seal_args(tmp, trust, "--to", "site-a,site-b", "--compress", "6"),
+                str(model), str(tmp / "global.fdne"), env=coord_pw)
+    assert r.returncode == 0, r.stderr
+    assert "sealed" in r.stdout
+    assert not [p for p in os.listdir(tmp) if ".tmp" in p]
+
+    r = run_env("inspect", str(tmp / "global.fdne"))
+    assert r.returncode == 0
+    assert r.stdout.startswith("UNVERIFIED")
+    assert "global" in r.stdout and "coord" in r.stdout and "2 keys" in r.stdout
+
+    out = tmp / "opened.bin"
+    r = run_env(*open_args(tmp, trust), "--passphrase-file", str(tmp / "pw"), "--from", "coord",
+                str(tmp / "global.fdne"), str(out))
+    assert r.returncode == 0, r.stderr
+    assert "from coord" in r.stdout and f"{len(model.read_bytes())} bytes" in r.stdout
+    assert out.read_bytes() == model.read_bytes()
+    r = run_env(*open_args(tmp, trust, key="site-b.key"), str(tmp / "global.fdne"),
+                str(tmp / "b.bin"))
+    assert r.returncode == 0 and (tmp / "b.bin").read_bytes() == model.read_bytes()
+
+    # Without the passphrase the key does not load.
+    r = run_env(*open_args(tmp, trust), str(tmp / "global.fdne"), str(tmp / "x.bin"))
+    assert r.returncode == 1 and "FEDNODE_PASSPHRASE" in r.stderr
+
+
+def test_open_rejects_tamper_and_replay(nodes):
+    tmp, trust = nodes
+    (tmp / "update.bin").write_bytes(os.urandom(5000))
+    r = run_env("seal", "--identity", str(tmp / "site-b.key"), "--trust", trust, "--to", "coord",
+                "--kind", "update", "--federation", "lung", "--round", "4",
+                str(tmp / "update.bin"), str(tmp / "u.fdne"))
+    assert r.returncode == 0, r.stderr
+    coord_pw = {"FEDNODE_PASSPHRASE": "coord secret"}
+    base = ["open", "--identity", str(tmp / "coord.key"), "--trust", trust,
+            "--federation", "lung"]
+    out = tmp / "u.out"
+    r = run_env(*base, "--kind", "update", "--round", "5", str(tmp / "u.fdne"), str(out),
+                env=coord_pw)
+    assert r.returncode == 1 and "replay: expected round 5, found round 4" in r.stderr
+    assert not out.exists()
+    r = run_env(*base, "--kind", "update", "--round", "4", "--from", "site-a",
+                str(tmp / "u.fdne"), str(out), env=coord_pw)
+    assert r.returncode == 1 and "expected from 'site-a'" in r.stderr
+    data = bytearray((tmp / "u.fdne").read_bytes())
+    data[len(data) // 2] ^= 1
+    (tmp / "bad.fdne").write_bytes(bytes(data))
+    r = run_env(*base, "--kind", "update", "--round", "4", str(tmp / "bad.fdne"), str(out),
+                env=coord_pw)
+    assert r.returncode == 1 and "nothing written" in r.stderr and "altered" in r.stderr
+    assert not out.exists()
+    r = run_env(*base, "--kind", "update", "--round", "4", str(tmp / "u.fdne"), str(out),
+                env=coord_pw)
+    assert r.returncode == 0 and out.read_bytes() == (tmp / "update.bin").read_bytes()
+    # A recipient outside the trust store, a bad kind, garbage to inspect.
+    r = run_env("seal", "--identity", str(tmp / "site-b.key"), "--trust", trust, "--to", "nobody",
+                "--kind", "update", "--federation", "lung", "--round", "4",
+                str(tmp / "update.bin"), str(tmp / "n.fdne"))
+    assert r.returncode == 1 and "not in the trust store" in r.stderr
+    assert not (tmp / "n.fdne").exists()
+    assert run_env(*base, "--kind", "weird", "--round", "4", "a", "b").returncode == 2
+    r = run_env("inspect", str(tmp / "update.bin"))
+    assert r.returncode == 1 and "not an envelope" in r.stderr

@@ -26,7 +26,9 @@ __all__ = [
     "CertError", "FednodeIOError", "CancelledError", "UserError",
     "BufferTooSmallError", "FormatError", "PHIError", "ConflictError",
     "UnsupportedError", "DeidProfile", "DeidReport", "deid_key_generate", "deid_key_load",
-    "Model", "Identity", "Trust", "TrustPeer", "Transport", "ObjectInfo",
+    "Model", "Identity", "Trust", "TrustPeer", "Transport", "ObjectInfo", "EnvelopeInfo",
+    "seal", "seal_file",
+    "open_envelope", "open_file", "inspect",
 ]
 
 lib = _lib.lib
@@ -155,5 +157,6 @@ from .dicom import (Dataset, Item, keyword_for_tag, scan, tag_from_keyword,  # n
 from .deid import DeidProfile, DeidReport, deid_key_generate, deid_key_load  # noqa: E402
 from . import registry  # noqa: E402,F401
 from .model import Model  # noqa: E402
-from .exchange import Identity, Trust, TrustPeer  # noqa: E402
 from .transport import ObjectInfo, Transport  # noqa: E402
+from .exchange import (EnvelopeInfo, Identity, Trust, TrustPeer, inspect,  # noqa: E402
+                       open_envelope, open_file, seal, seal_file)

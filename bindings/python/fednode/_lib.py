@@ -190,6 +190,29 @@ class HttpsOptions(Structure):
                 ("client_key", c_char_p), ("proxy", c_char_p),
                 ("connect_timeout_ms", c_uint), ("stall_timeout_ms", c_uint),
                 ("retries", c_uint), ("backoff_ms", c_uint)]
+class SealOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("kind", c_int), ("federation", c_char_p),
+                ("round", c_uint64), ("compression_level", c_int), ("shuffle", c_uint),
+                ("threads", c_uint), ("progress", PROGRESS_CB),
+                ("progress_payload", c_void_p), ("cancel", c_void_p)]
+
+
+class OpenOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("kind", c_int), ("federation", c_char_p),
+                ("round", c_uint64), ("sender", c_char_p), ("sender_role", c_int),
+                ("max_payload", c_uint64), ("when", c_int64), ("temp_dir", c_char_p),
+                ("threads", c_uint), ("progress", PROGRESS_CB),
+                ("progress_payload", c_void_p), ("cancel", c_void_p)]
+
+
+class EnvelopeInfo(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("kind", c_int), ("round", c_uint64),
+                ("federation", ctypes.c_char * 65), ("sender", ctypes.c_char * 65),
+                ("sender_ed25519", ctypes.c_ubyte * 32), ("payload_bytes", c_uint64),
+                ("stored_bytes", c_uint64), ("recipients", c_uint), ("compressed", c_int)]
 
 
 # --- prototypes -------------------------------------------------------------
@@ -360,6 +383,29 @@ PROTOTYPES = {
                                           POINTER(ObjectInfo)]),
     "fdn_transport_head": (STATUS, [c_void_p, c_char_p, POINTER(ObjectInfo)]),
     "fdn_transport_delete": (STATUS, [c_void_p, c_char_p]),
+    "fdn_envelope_kind_name": (c_char_p, [c_int]),
+    "fdn_envelope_kind_from_name": (STATUS, [POINTER(c_int), c_char_p]),
+    "fdn_seal_options_init": (STATUS, [POINTER(SealOptions), c_uint]),
+    "fdn_open_options_init": (STATUS, [POINTER(OpenOptions), c_uint]),
+    "fdn_envelope_seal_stream": (STATUS, [READ_CB, c_void_p, WRITE_CB, c_void_p, c_void_p,
+                                          c_void_p, POINTER(c_char_p), c_size_t,
+                                          POINTER(SealOptions)]),
+    "fdn_envelope_seal_fd": (STATUS, [c_int, c_int, c_void_p, c_void_p, POINTER(c_char_p),
+                                      c_size_t, POINTER(SealOptions)]),
+    "fdn_envelope_seal_buffer": (STATUS, [POINTER(Buf), c_char_p, c_size_t, c_void_p,
+                                          c_void_p, POINTER(c_char_p), c_size_t,
+                                          POINTER(SealOptions)]),
+    "fdn_envelope_open_stream": (STATUS, [POINTER(EnvelopeInfo), READ_CB, c_void_p,
+                                          WRITE_CB, c_void_p, c_void_p, c_void_p,
+                                          POINTER(OpenOptions)]),
+    "fdn_envelope_open_fd": (STATUS, [POINTER(EnvelopeInfo), c_int, c_int, c_void_p,
+                                      c_void_p, POINTER(OpenOptions)]),
+    "fdn_envelope_open_file": (STATUS, [POINTER(EnvelopeInfo), c_char_p, c_char_p,
+                                        c_void_p, c_void_p, POINTER(OpenOptions)]),
+    "fdn_envelope_open_buffer": (STATUS, [POINTER(EnvelopeInfo), POINTER(Buf), c_char_p,
+                                          c_size_t, c_void_p, c_void_p,
+                                          POINTER(OpenOptions)]),
+    "fdn_envelope_inspect": (STATUS, [POINTER(EnvelopeInfo), c_char_p, c_size_t]),
 }
 
 
