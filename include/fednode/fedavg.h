@@ -1,6 +1,6 @@
 /*
- * libfednode: federated averaging — aggregation strategies (the client,
- * the coordinator and the federation manifest follow).
+ * libfednode: federated averaging — aggregation strategies, trainers,
+ * the federation manifest, the site client and the coordinator.
  *
  * Copyright the libfednode authors. SPDX-License-Identifier: Apache-2.0
  */
@@ -9,7 +9,9 @@
 
 #include "common.h"
 #include "model.h"
+#include "exchange.h"
 #include "registry.h"
+#include "transport.h"
 
 /** @file fednode/fedavg.h
  *  @brief Aggregation of site updates into the next global model.
@@ -188,6 +190,301 @@ typedef struct fdn_trainer {
 } fdn_trainer;
 
 #define FDN_TRAINER_VERSION 1
+
+/** @} */
+
+/* ------------------------------------------------------------------ */
+/** @name Federation manifest
+ *
+ *  A federation is described by a manifest the coordinator creates and
+ *  signs: the roster of sites with their public keys, the strategy and
+ *  its hyper-parameters, the number of rounds, the quorum and the round
+ *  deadline, and what the trainers are told.  It is published sealed for
+ *  every site as "<id>/manifest.fdne"; each site fetches it, and its
+ *  operator approves it (recorded in the site's registry audit log) before
+ *  the site takes part.  The JSON format is in doc/federated.md.
+ *  @{ */
+
+/** A parsed federation manifest. */
+typedef struct fdn_federation fdn_federation;
+
+/** What fdn_federation_create() puts in a manifest. */
+typedef struct fdn_federation_options {
+	unsigned int version;        /**< ::FDN_FEDERATION_OPTIONS_VERSION. */
+	const char *id;              /**< Federation id (as a node id; required). */
+	const char *title;           /**< Free text for people; NULL = "". */
+	unsigned int rounds;         /**< Rounds to run (1..100000; required). */
+	/** Updates needed to close a round; 0 = every site.  A round closes
+	 *  when every site has sent its update, or when at least this many
+	 *  have and the deadline has passed. */
+	unsigned int quorum;
+	/** Seconds after a round opens when it may close with the quorum;
+	 *  0 = no deadline (the round waits for every site). */
+	unsigned int round_timeout_s;
+	const fdn_strategy_options *strategy; /**< NULL = FedAvg. */
+	int update_form;             /**< An ::fdn_update_form sites send. */
+	unsigned int local_epochs;   /**< Passed to trainers; 0 = 1. */
+	double learning_rate;        /**< Passed to trainers; 0 = 0.01. */
+	/** L2 norm the library clips each update's delta to before sending;
+	 *  0 = no clipping. */
+	double clip_norm;
+	/** Gaussian noise added to each coordinate of the clipped delta, with
+	 *  standard deviation noise_multiplier × clip_norm (local
+	 *  differential privacy; no privacy accounting is done).  0 = none;
+	 *  needs clip_norm. */
+	double noise_multiplier;
+	uint64_t seed;               /**< Seeds training and noise; 0 = random. */
+	const char *model_json;      /**< JSON object describing the model; NULL = {}. */
+	const char *train_json;      /**< JSON object passed to trainers; NULL = {}. */
+} fdn_federation_options;
+
+#define FDN_FEDERATION_OPTIONS_VERSION 1
+#define FDN_FEDERATION_OPTIONS_INIT { FDN_FEDERATION_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, \
+	NULL, 0, 0, 0, 0, 0, 0, NULL, NULL }
+
+/** Initialises @p opts to the defaults of @p version.  @return 0; FDN_EINVALID. */
+FDN_EXTERN(int) fdn_federation_options_init(fdn_federation_options *opts,
+	unsigned int version);
+
+/**
+ * Creates a manifest.  The coordinator is @p coordinator; the roster is
+ * @p sites, each with its valid keys from @p trust (role site).
+ * @return 0; FDN_EINVALID (bad option, no site, duplicate site);
+ *         FDN_ENOTFOUND (a site has no valid key in @p trust); FDN_ERROR.
+ */
+FDN_EXTERN(int) fdn_federation_create(fdn_federation **out,
+	const fdn_federation_options *opts, const fdn_identity *coordinator,
+	const fdn_trust *trust, const char *const *sites, size_t n_sites);
+
+/**
+ * Parses manifest JSON (fdn_federation_json()).  The text is not
+ * authenticated: a site takes manifests from fdn_federation_fetch().
+ * @return 0; FDN_EFORMAT (the message says what is wrong); FDN_EINVALID.
+ */
+FDN_EXTERN(int) fdn_federation_parse(fdn_federation **out, const char *json);
+
+/** Frees a manifest.  NULL is a no-op. */
+FDN_EXTERN(void) fdn_federation_free(fdn_federation *fed);
+
+/** The manifest as canonical JSON text (keys sorted).  @return 0; FDN_EINVALID; FDN_ERROR. */
+FDN_EXTERN(int) fdn_federation_json(fdn_buf *out, const fdn_federation *fed);
+
+/** The federation id; borrowed.  NULL for NULL. */
+FDN_EXTERN(const char *) fdn_federation_id(const fdn_federation *fed);
+
+/** The SHA-256 of the canonical JSON, 64 hex digits; borrowed.  What an
+ *  approval refers to.  NULL for NULL. */
+FDN_EXTERN(const char *) fdn_federation_digest(const fdn_federation *fed);
+
+/** Number of rounds; 0 for NULL. */
+FDN_EXTERN(unsigned int) fdn_federation_rounds(const fdn_federation *fed);
+
+/**
+ * Seals the manifest for every site of the roster and the coordinator
+ * itself and puts it as "<id>/manifest.fdne".
+ * @return 0; FDN_EINVALID (@p coordinator is not the manifest's);
+ *         as fdn_envelope_seal_buffer() and fdn_transport_put_buffer().
+ */
+FDN_EXTERN(int) fdn_federation_publish(fdn_transport *t, const fdn_federation *fed,
+	const fdn_identity *coordinator, const fdn_trust *trust);
+
+/**
+ * Gets and opens "<id>/manifest.fdne": it must be sealed for @p me by a
+ * key of @p trust with the coordinator role, and its roster must list
+ * @p me (with the keys @p me has) unless @p me is its coordinator.
+ * @return 0; FDN_ENOTFOUND (not published); FDN_EAUTH; FDN_EFORMAT; as
+ *         the transport.
+ */
+FDN_EXTERN(int) fdn_federation_fetch(fdn_federation **out, fdn_transport *t,
+	const char *federation_id, const fdn_identity *me, const fdn_trust *trust);
+
+/**
+ * Records in @p registry's audit log ("federation.approve") that this
+ * site's operator approved the manifest (id, digest, roster, strategy).
+ * @param note free text, e.g. the approver's name and the ethics vote; may
+ *        be NULL.
+ * @return 0; FDN_EINVALID; as fdn_registry_audit().
+ */
+FDN_EXTERN(int) fdn_federation_approve(fdn_registry *registry,
+	const fdn_federation *fed, const char *note);
+
+/** @return 0 when @p registry records an approval of exactly this
+ *  manifest (same digest); FDN_ENOTFOUND when not; FDN_EINVALID. */
+FDN_EXTERN(int) fdn_federation_approved(fdn_registry *registry,
+	const fdn_federation *fed);
+
+/** @} */
+
+/* ------------------------------------------------------------------ */
+/** @name Client (a site)
+ *
+ *  The round loop of a site: wait for the round's global model, evaluate
+ *  it and train on the cohort (the host's ::fdn_trainer), seal the update
+ *  for the coordinator and put it as
+ *  "<id>/rounds/<r>/update-<site>.fdne", until the federation ends.
+ *  Every round the site takes part in is recorded in its registry audit
+ *  log ("round.participate": federation, round, cohort and its snapshot
+ *  hash, SHA-256 of the global model and of the update, examples).  A
+ *  client that restarts resumes where it stopped: a round already sent is
+ *  not trained again.
+ *  @{ */
+
+typedef struct fdn_client fdn_client;
+
+/** Client settings. */
+typedef struct fdn_client_options {
+	unsigned int version;          /**< ::FDN_CLIENT_OPTIONS_VERSION. */
+	unsigned int poll_interval_ms; /**< fdn_client_run()'s wait between polls; 0 = 1000. */
+	const char *work_dir;          /**< Temporary files; NULL = $TMPDIR or /tmp. */
+	fdn_progress_cb progress;      /**< Optional; stage "round", items = rounds. */
+	void *progress_payload;
+	fdn_cancel *cancel;            /**< Optional; fdn_client_run() returns FDN_ECANCELLED. */
+} fdn_client_options;
+
+#define FDN_CLIENT_OPTIONS_VERSION 1
+#define FDN_CLIENT_OPTIONS_INIT { FDN_CLIENT_OPTIONS_VERSION, 0, NULL, NULL, NULL, NULL }
+
+/** Initialises @p opts to the defaults of @p version.  @return 0; FDN_EINVALID. */
+FDN_EXTERN(int) fdn_client_options_init(fdn_client_options *opts, unsigned int version);
+
+/**
+ * Creates a site's client.  Everything passed is borrowed and must
+ * outlive the client; @p trust must hold the coordinator's key.
+ * The federation's manifest is fetched and its approval checked at the
+ * first step.
+ * @return 0; FDN_EINVALID; FDN_ERROR.
+ */
+FDN_EXTERN(int) fdn_client_new(fdn_client **out, fdn_transport *transport,
+	const fdn_identity *me, const fdn_trust *trust, fdn_registry *registry,
+	const char *federation_id, const char *cohort,
+	const fdn_trainer *trainer, void *trainer_payload,
+	const fdn_client_options *opts);
+
+/** Frees a client.  NULL is a no-op. */
+FDN_EXTERN(void) fdn_client_free(fdn_client *client);
+
+/** What a step did. */
+typedef enum fdn_client_state {
+	FDN_CLIENT_WAITING = 0,  /**< Nothing new yet: poll again later. */
+	FDN_CLIENT_SENT = 1,     /**< Trained on a round and sent the update. */
+	FDN_CLIENT_FINISHED = 2  /**< The federation has ended. */
+} fdn_client_state;
+
+/**
+ * One step, for hosts with their own event loop: polls the store once
+ * (cheaply: a conditional GET of "<id>/latest"), and when a round this
+ * site has not done is open, runs it (which blocks for the training).
+ * @param state receives an ::fdn_client_state.
+ * @return 0; FDN_EAUTH (the manifest is not approved in the registry, or
+ *         an envelope failed verification: nothing of it was used);
+ *         transport errors (the step may simply be retried); the
+ *         trainer's error; FDN_ERROR.
+ */
+FDN_EXTERN(int) fdn_client_step(fdn_client *client, int *state);
+
+/**
+ * Steps until the federation ends, sleeping opts->poll_interval_ms
+ * between polls.  Transient transport errors (FDN_EIO) are logged and
+ * retried.
+ * @return 0 when the federation has ended; FDN_ECANCELLED; as
+ *         fdn_client_step() for the other errors.
+ */
+FDN_EXTERN(int) fdn_client_run(fdn_client *client);
+
+/** The last round this client sent an update for (0: none). */
+FDN_EXTERN(uint64_t) fdn_client_round(const fdn_client *client);
+
+/**
+ * The newest global model the client has received (after the federation
+ * ended: the final model); borrowed until the next step or the client is
+ * freed.
+ * @return 0; FDN_ENOTFOUND (none yet); FDN_EINVALID.
+ */
+FDN_EXTERN(int) fdn_client_model(const fdn_model **out, const fdn_client *client);
+
+/** @} */
+
+/* ------------------------------------------------------------------ */
+/** @name Coordinator
+ *
+ *  Publishes the global model of each round for the roster, collects the
+ *  sites' updates, aggregates them streaming with the manifest's strategy
+ *  and publishes the result of the round and the next global model, until
+ *  the last round.  Each round is checkpointed in a state directory; a
+ *  coordinator restarted on the same directory resumes the round it was
+ *  in and finishes with the same model as an uninterrupted run.
+ *  @{ */
+
+typedef struct fdn_coordinator fdn_coordinator;
+
+/** Coordinator settings. */
+typedef struct fdn_coordinator_options {
+	unsigned int version;          /**< ::FDN_COORDINATOR_OPTIONS_VERSION. */
+	unsigned int poll_interval_ms; /**< fdn_coordinator_run()'s wait between polls; 0 = 1000. */
+	fdn_progress_cb progress;      /**< Optional; stage "round", items = rounds. */
+	void *progress_payload;
+	fdn_cancel *cancel;            /**< Optional. */
+} fdn_coordinator_options;
+
+#define FDN_COORDINATOR_OPTIONS_VERSION 1
+#define FDN_COORDINATOR_OPTIONS_INIT { FDN_COORDINATOR_OPTIONS_VERSION, 0, NULL, NULL, NULL }
+
+/** Initialises @p opts to the defaults of @p version.  @return 0; FDN_EINVALID. */
+FDN_EXTERN(int) fdn_coordinator_options_init(fdn_coordinator_options *opts,
+	unsigned int version);
+
+/**
+ * Creates the coordinator of @p fed (whose coordinator must be @p me).
+ * When @p state_dir holds a checkpoint of this federation the coordinator
+ * resumes from it and @p initial is ignored; else it starts at round 1
+ * from @p initial (copied) and publishes the manifest if the store has
+ * none.
+ * @param state_dir an existing directory, private to this coordinator.
+ * @return 0; FDN_EINVALID; FDN_ECONFLICT (the checkpoint belongs to
+ *         another manifest); FDN_EIO; FDN_ERROR.
+ */
+FDN_EXTERN(int) fdn_coordinator_new(fdn_coordinator **out, fdn_transport *transport,
+	const fdn_identity *me, const fdn_trust *trust, const fdn_federation *fed,
+	const fdn_model *initial, const char *state_dir,
+	const fdn_coordinator_options *opts);
+
+/** Frees a coordinator (its checkpoint stays).  NULL is a no-op. */
+FDN_EXTERN(void) fdn_coordinator_free(fdn_coordinator *coord);
+
+/** What a coordinator step did. */
+typedef enum fdn_coordinator_state {
+	FDN_COORDINATOR_WAITING = 0,  /**< Round open, waiting for updates. */
+	FDN_COORDINATOR_CLOSED = 1,   /**< Closed a round and opened the next. */
+	FDN_COORDINATOR_FINISHED = 2  /**< The last round is closed. */
+} fdn_coordinator_state;
+
+/**
+ * One step: publishes what is due, collects the updates that arrived
+ * (each verified and checked, then folded in; a rejected update is
+ * logged and recorded in the round's result), and closes the round when
+ * it can.
+ * @param state receives an ::fdn_coordinator_state.
+ */
+FDN_EXTERN(int) fdn_coordinator_step(fdn_coordinator *coord, int *state);
+
+/** Steps until the last round is closed (see fdn_client_run()). */
+FDN_EXTERN(int) fdn_coordinator_run(fdn_coordinator *coord);
+
+/** The current round (the last one when finished). */
+FDN_EXTERN(uint64_t) fdn_coordinator_round(const fdn_coordinator *coord);
+
+/** The current global model (after the last round: the final one);
+ *  borrowed until the next step.  @return 0; FDN_EINVALID. */
+FDN_EXTERN(int) fdn_coordinator_model(const fdn_model **out,
+	const fdn_coordinator *coord);
+
+/**
+ * The results of every closed round as a JSON array: per round the sites
+ * aggregated (examples, weight, metrics), the updates rejected and why,
+ * the late ones, and the SHA-256 of the global models.
+ * @return 0; FDN_EINVALID; FDN_ERROR.
+ */
+FDN_EXTERN(int) fdn_coordinator_results(fdn_buf *out, const fdn_coordinator *coord);
 
 /** @} */
 

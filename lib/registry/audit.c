@@ -131,8 +131,6 @@ int fdn_registry_audit(fdn_registry *reg, const char *event, const char *details
 
 	FDN__CHECK_ARG(reg, "reg");
 	FDN__CHECK_ARG(event && *event && strlen(event) <= 128, "event");
-	if ((rc = fdn_registry__check_writable(reg)) < 0)
-		return rc;
 	if (details_json) {
 		d = json_loads(details_json, JSON_REJECT_DUPLICATES, &jerr);
 		if (!d || !json_is_object(d)) {
@@ -141,10 +139,7 @@ int fdn_registry_audit(fdn_registry *reg, const char *event, const char *details
 				"audit details: not a JSON object (%s)", d ? "" : jerr.text);
 		}
 	}
-	if ((rc = fdn_registry__tx_begin(reg)) == 0) {
-		rc = fdn_registry__audit(reg, event, d);
-		rc = rc < 0 ? fdn_registry__tx_rollback(reg, rc) : fdn_registry__tx_commit(reg);
-	}
+	rc = fdn_registry__audit_json(reg, event, d);
 	json_decref(d);
 	return rc;
 }
@@ -339,5 +334,54 @@ int fdn_registry_audit_export(fdn_buf *out, fdn_registry *reg, uint64_t since)
 out:
 	free(text);
 	json_decref(arr);
+	return rc;
+}
+
+int fdn_registry__audit_find(json_t **details_out, fdn_registry *reg, const char *event,
+	const char *field, const char *value)
+{
+	sqlite3_stmt *st;
+	json_t *rec = NULL;
+	int rc;
+
+	*details_out = NULL;
+	rc = fdn_registry__prepare(reg, &st,
+		"SELECT record FROM audit WHERE json_extract(record, '$.event') = ?1"
+		" AND json_extract(record, '$.details.' || ?2) = ?3 ORDER BY seq DESC LIMIT 1");
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, field, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		rec = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+		if (!rec || !json_is_object(json_object_get(rec, "details")))
+			rc = fdn__error_set(FDN_EFORMAT, FDN_ERRCLASS_REGISTRY,
+				"audit record is not JSON");
+		else {
+			*details_out = json_incref(json_object_get(rec, "details"));
+			rc = 0;
+		}
+	} else if (rc == SQLITE_DONE) {
+		rc = FDN_ENOTFOUND;
+	} else {
+		rc = fdn_registry__sql_error(reg, rc, "audit search");
+	}
+	json_decref(rec);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int fdn_registry__audit_json(fdn_registry *reg, const char *event, json_t *details)
+{
+	int rc;
+
+	if ((rc = fdn_registry__check_writable(reg)) < 0)
+		return rc;
+	if ((rc = fdn_registry__tx_begin(reg)) == 0) {
+		rc = fdn_registry__audit(reg, event, details);
+		rc = rc < 0 ? fdn_registry__tx_rollback(reg, rc) : fdn_registry__tx_commit(reg);
+	}
 	return rc;
 }

@@ -170,6 +170,19 @@ static int cohort_lookup(cohort_row *out, fdn_registry *reg, const char *name)
 	return rc;
 }
 
+int fdn_registry__cohort_hash(char out[FDN_REGISTRY__HASH_SIZE], fdn_registry *reg,
+	const char *name)
+{
+	cohort_row c;
+	int rc;
+
+	if ((rc = cohort_lookup(&c, reg, name)) < 0)
+		return rc;
+	snprintf(out, FDN_REGISTRY__HASH_SIZE, "%s", c.snapshot);
+	cohort_row_dispose(&c);
+	return 0;
+}
+
 /* Hashes the members' UIDs in bytewise order (see the file comment). */
 static int snapshot_hash(char out[FDN_REGISTRY__HASH_SIZE], fdn_registry *reg,
 	int64_t cohort_id)

@@ -104,6 +104,13 @@ int fdn_registry__tx_rollback(fdn_registry *reg, int rc);
  * (the caller must hold one: tx_begin).  Fills seq, time, actor and the
  * hash chain. */
 int fdn_registry__audit(fdn_registry *reg, const char *event, json_t *details);
+/* Appends one audit record in its own transaction (fdn_registry_audit()
+ * without the JSON text). */
+int fdn_registry__audit_json(fdn_registry *reg, const char *event, json_t *details);
+/* The details of the newest record of @p event whose details.<field>
+ * equals @p value (a new reference); FDN_ENOTFOUND when there is none. */
+int fdn_registry__audit_find(json_t **details_out, fdn_registry *reg, const char *event,
+	const char *field, const char *value);
 
 /* The current UTC time as ISO 8601 "YYYY-MM-DDThh:mm:ss.sssZ" into
  * @p out (at least FDN_REGISTRY__TIME_SIZE bytes). */
@@ -117,6 +124,9 @@ int fdn_registry__locator(fdn_registry *reg, const char *hash, fdn_buf *out);
 /* Lower-case hex SHA-256 of @p data (65 bytes with the NUL). */
 #define FDN_REGISTRY__HASH_SIZE 65
 int fdn_registry__sha256_hex(char out[FDN_REGISTRY__HASH_SIZE], const void *data, size_t size);
+/* The snapshot hash (64 hex + NUL) of cohort @p name; FDN_ENOTFOUND. */
+int fdn_registry__cohort_hash(char out[FDN_REGISTRY__HASH_SIZE], fdn_registry *reg,
+	const char *name);
 
 /* 0 unless @p reg is read-only (FDN_EINVALID "registry is read-only"). */
 int fdn_registry__check_writable(fdn_registry *reg);

@@ -213,6 +213,47 @@ class EnvelopeInfo(Structure):
                 ("federation", ctypes.c_char * 65), ("sender", ctypes.c_char * 65),
                 ("sender_ed25519", ctypes.c_ubyte * 32), ("payload_bytes", c_uint64),
                 ("stored_bytes", c_uint64), ("recipients", c_uint), ("compressed", c_int)]
+# --- fedavg.h: manifest, trainer, client, coordinator ---------------------
+
+class FederationOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("id", c_char_p), ("title", c_char_p),
+                ("rounds", c_uint), ("quorum", c_uint), ("round_timeout_s", c_uint),
+                ("strategy", c_void_p), ("update_form", c_int), ("local_epochs", c_uint),
+                ("learning_rate", c_double), ("clip_norm", c_double),
+                ("noise_multiplier", c_double), ("seed", c_uint64),
+                ("model_json", c_char_p), ("train_json", c_char_p)]
+
+
+class TrainConfig(Structure):
+    _fields_ = [("version", c_uint), ("federation", c_char_p), ("round", c_uint64),
+                ("local_epochs", c_uint), ("learning_rate", c_double),
+                ("proximal_mu", c_double), ("seed", c_uint64), ("extra_json", c_char_p)]
+
+
+TRAIN_CB = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p, c_char_p, POINTER(TrainConfig),
+                     POINTER(c_void_p), POINTER(c_uint64), POINTER(Buf))
+EVALUATE_CB = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p, c_char_p, POINTER(TrainConfig),
+                        POINTER(c_uint64), POINTER(Buf))
+
+
+class Trainer(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("train", TRAIN_CB), ("evaluate", EVALUATE_CB)]
+
+
+class ClientOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("poll_interval_ms", c_uint), ("work_dir", c_char_p),
+                ("progress", PROGRESS_CB), ("progress_payload", c_void_p),
+                ("cancel", c_void_p)]
+
+
+class CoordinatorOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("poll_interval_ms", c_uint),
+                ("progress", PROGRESS_CB), ("progress_payload", c_void_p),
+                ("cancel", c_void_p)]
 
 
 # --- prototypes -------------------------------------------------------------
@@ -406,6 +447,40 @@ PROTOTYPES = {
                                           c_size_t, c_void_p, c_void_p,
                                           POINTER(OpenOptions)]),
     "fdn_envelope_inspect": (STATUS, [POINTER(EnvelopeInfo), c_char_p, c_size_t]),
+    # fedavg.h: manifest, client, coordinator
+    "fdn_federation_options_init": (STATUS, [POINTER(FederationOptions), c_uint]),
+    "fdn_federation_create": (STATUS, [POINTER(c_void_p), POINTER(FederationOptions),
+                                       c_void_p, c_void_p, POINTER(c_char_p), c_size_t]),
+    "fdn_federation_parse": (STATUS, [POINTER(c_void_p), c_char_p]),
+    "fdn_federation_free": (None, [c_void_p]),
+    "fdn_federation_json": (STATUS, [POINTER(Buf), c_void_p]),
+    "fdn_federation_id": (c_char_p, [c_void_p]),
+    "fdn_federation_digest": (c_char_p, [c_void_p]),
+    "fdn_federation_rounds": (c_uint, [c_void_p]),
+    "fdn_federation_publish": (STATUS, [c_void_p, c_void_p, c_void_p, c_void_p]),
+    "fdn_federation_fetch": (STATUS, [POINTER(c_void_p), c_void_p, c_char_p, c_void_p,
+                                      c_void_p]),
+    "fdn_federation_approve": (STATUS, [c_void_p, c_void_p, c_char_p]),
+    "fdn_federation_approved": (c_int, [c_void_p, c_void_p]),
+    "fdn_client_options_init": (STATUS, [POINTER(ClientOptions), c_uint]),
+    "fdn_client_new": (STATUS, [POINTER(c_void_p), c_void_p, c_void_p, c_void_p, c_void_p,
+                                c_char_p, c_char_p, POINTER(Trainer), c_void_p,
+                                POINTER(ClientOptions)]),
+    "fdn_client_free": (None, [c_void_p]),
+    "fdn_client_step": (STATUS, [c_void_p, POINTER(c_int)]),
+    "fdn_client_run": (STATUS, [c_void_p]),
+    "fdn_client_round": (c_uint64, [c_void_p]),
+    "fdn_client_model": (STATUS, [POINTER(c_void_p), c_void_p]),
+    "fdn_coordinator_options_init": (STATUS, [POINTER(CoordinatorOptions), c_uint]),
+    "fdn_coordinator_new": (STATUS, [POINTER(c_void_p), c_void_p, c_void_p, c_void_p,
+                                     c_void_p, c_void_p, c_char_p,
+                                     POINTER(CoordinatorOptions)]),
+    "fdn_coordinator_free": (None, [c_void_p]),
+    "fdn_coordinator_step": (STATUS, [c_void_p, POINTER(c_int)]),
+    "fdn_coordinator_run": (STATUS, [c_void_p]),
+    "fdn_coordinator_round": (c_uint64, [c_void_p]),
+    "fdn_coordinator_model": (STATUS, [POINTER(c_void_p), c_void_p]),
+    "fdn_coordinator_results": (STATUS, [POINTER(Buf), c_void_p]),
 }
 
 
