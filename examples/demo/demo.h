@@ -183,6 +183,10 @@ uint64_t demo_trainer_files_read(const demo_trainer *t);
  */
 const fdn_trainer *demo_trainer_iface(void);
 
+/* Makes the vtable's evaluate use cohort @p cohort (e.g. the test split)
+ * instead of the one the client trains on; NULL or "" undoes it. */
+int demo_trainer_set_eval_cohort(demo_trainer *t, const char *cohort);
+
 /*
  * Trains from @p global on cohort @p cohort pooled over @p n_regs
  * registries (one registry is a site's local training; several are the

@@ -38,6 +38,7 @@ struct demo_trainer {
 	size_t n_slots;             /* power of two */
 	uint64_t files_read;
 	float atlas[DEMO_FEATURES]; /* subtracted from every example */
+	char eval_cohort[128];      /* "" = the cohort the client passes */
 };
 
 int demo_trainer_new(demo_trainer **out)
@@ -772,6 +773,8 @@ static int iface_evaluate(void *payload, const fdn_model *model, fdn_registry *r
 	(void)config;
 	if (!n_examples)
 		return demo__fail(FDN_EINVALID, "demo trainer: NULL argument");
+	if (((demo_trainer *)payload)->eval_cohort[0])
+		cohort = ((demo_trainer *)payload)->eval_cohort;
 	if ((rc = demo_evaluate(&m, payload, model, &registry, 1, cohort)) != 0)
 		return rc;
 	*n_examples = m.n;
@@ -781,6 +784,14 @@ static int iface_evaluate(void *payload, const fdn_model *model, fdn_registry *r
 static const fdn_trainer demo_iface = {
 	FDN_TRAINER_VERSION, iface_train, iface_evaluate
 };
+
+int demo_trainer_set_eval_cohort(demo_trainer *t, const char *cohort)
+{
+	if (!t || (cohort && strlen(cohort) >= sizeof(t->eval_cohort)))
+		return demo__fail(FDN_EINVALID, "demo_trainer_set_eval_cohort: bad argument");
+	snprintf(t->eval_cohort, sizeof(t->eval_cohort), "%s", cohort ? cohort : "");
+	return 0;
+}
 
 const fdn_trainer *demo_trainer_iface(void)
 {

@@ -35,6 +35,9 @@ int cmd_trust(int argc, char **argv);
 int cmd_seal(int argc, char **argv);
 int cmd_open(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_federation(int argc, char **argv);
+int cmd_coordinator(int argc, char **argv);
+int cmd_node(int argc, char **argv);
 
 /* Helpers the subcommands share (cli_util.c). */
 struct fdn_deid_profile;
@@ -66,6 +69,33 @@ struct sigaction;
 struct fdn_cancel;
 void cli_sigint_catch(struct fdn_cancel *token, struct sigaction *old);
 void cli_sigint_release(const struct sigaction *old);
+
+/* Prints "fednode COMMAND: WHAT 'ARG'" and a pointer to --help; CLI_USAGE. */
+int cli_usage_error(const char *command, const char *what, const char *arg);
+
+/* An option of a subcommand: its name and where its value goes. */
+struct cli_opt {
+	const char *name;
+	const char **value;
+};
+/* Parses argv[first..] into @p opts (terminated by a NULL name) and up to
+ * @p max positionals; "--" ends the options.  An exit status. */
+int cli_parse_options(const char *command, int argc, char **argv, int first,
+	struct cli_opt *opts, const char **pos, int max, int *npos);
+
+/* Loads a node identity, the passphrase from @p passphrase_file or
+ * $FEDNODE_PASSPHRASE; prints the problem and returns an exit status. */
+struct fdn_identity;
+struct fdn_trust;
+struct fdn_transport;
+int cli_identity_load(struct fdn_identity **out, const char *command, const char *path,
+	const char *passphrase_file);
+/* Opens (or creates) the trust store in @p path; an exit status. */
+int cli_trust_open(struct fdn_trust **out, const char *path);
+/* Opens the store at @p url (file:// or https://) with optional TLS files
+ * and proxy; an exit status. */
+int cli_store_open(struct fdn_transport **out, const char *url, const char *ca,
+	const char *cert, const char *key, const char *proxy);
 
 /* A list of "path: reason" lines, printed under a title. */
 struct cli_lines {

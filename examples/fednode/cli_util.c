@@ -5,6 +5,7 @@
  * Written as an example host program: CC0 (see examples/COPYING).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,4 +248,142 @@ void cli_sigint_release(const struct sigaction *old)
 {
 	sigaction(SIGINT, old, NULL);
 	interrupt_token = NULL;
+}
+
+/* --- options, identities, trust stores, stores ------------------------------------- */
+
+#define MAX_PASSPHRASE 1024
+
+int cli_usage_error(const char *command, const char *what, const char *arg)
+{
+	fprintf(stderr, "fednode %s: %s%s%s%s (see fednode %s --help)\n", command, what,
+		arg ? " '" : "", arg ? arg : "", arg ? "'" : "", command);
+	return CLI_USAGE;
+}
+
+/* Parses argv[first..] into @p opts and up to @p max positionals. */
+int cli_parse_options(const char *command, int argc, char **argv, int first, struct cli_opt *opts,
+	const char **pos, int max, int *npos)
+{
+	int i, missing = 0, options = 1;
+
+	*npos = 0;
+	for (i = first; i < argc; i++) {
+		const char *v = NULL;
+		struct cli_opt *o;
+
+		if (options && !strcmp(argv[i], "--")) {
+			options = 0;
+			continue;
+		}
+		if (options && argv[i][0] == '-' && argv[i][1]) {
+			for (o = opts; o->name; o++)
+				if ((v = cli_option_value(argv[i], o->name, argc, argv, &i, &missing)) ||
+				    missing)
+					break;
+			if (missing)
+				return cli_usage_error(command, "missing value for", argv[i]);
+			if (!o->name)
+				return cli_usage_error(command, "unknown option", argv[i]);
+			*o->value = v;
+			continue;
+		}
+		if (*npos >= max)
+			return cli_usage_error(command, "unexpected argument", argv[i]);
+		pos[(*npos)++] = argv[i];
+	}
+	return CLI_OK;
+}
+
+/* The passphrase from @p file (first line) or $FEDNODE_PASSPHRASE, or
+ * none (*out = NULL).  Free with passphrase_free(). */
+static int passphrase_get(char **out, const char *command, const char *file)
+{
+	const char *env = getenv("FEDNODE_PASSPHRASE");
+	char *p;
+	size_t n;
+	FILE *f;
+
+	*out = NULL;
+	if (!file && (!env || !*env))
+		return CLI_OK;
+	if (!(p = calloc(1, MAX_PASSPHRASE + 2)))
+		return CLI_FAILED;
+	if (file) {
+		if (!(f = fopen(file, "r"))) {
+			fprintf(stderr, "fednode %s: cannot open passphrase file '%s': %s\n", command,
+				file, strerror(errno));
+			free(p);
+			return CLI_FAILED;
+		}
+		if (!fgets(p, MAX_PASSPHRASE + 2, f))
+			p[0] = '\0';
+		fclose(f);
+	} else {
+		snprintf(p, MAX_PASSPHRASE + 2, "%s", env);
+	}
+	n = strcspn(p, "\r\n");
+	p[n] = '\0';
+	if (n == 0 || n > MAX_PASSPHRASE) {
+		fprintf(stderr, "fednode %s: the passphrase is empty or longer than %d bytes\n",
+			command, MAX_PASSPHRASE);
+		wipe(p, MAX_PASSPHRASE + 2);
+		free(p);
+		return CLI_FAILED;
+	}
+	*out = p;
+	return CLI_OK;
+}
+
+static void passphrase_free(char *p)
+{
+	if (p) {
+		wipe(p, MAX_PASSPHRASE + 2);
+		free(p);
+	}
+}
+
+int cli_identity_load(fdn_identity **out, const char *command, const char *path,
+	const char *passphrase_file)
+{
+	char *pw;
+	int rc;
+
+	if ((rc = passphrase_get(&pw, command, passphrase_file)) != CLI_OK)
+		return rc;
+	rc = fdn_identity_load(out, path, pw);
+	passphrase_free(pw);
+	if (rc == FDN_EAUTH && !pw)
+		fprintf(stderr, "fednode %s: '%s' is protected: give --passphrase-file or set "
+			"FEDNODE_PASSPHRASE\n", command, path);
+	return rc ? cli_fail("cannot load the identity", rc) : CLI_OK;
+}
+
+int cli_trust_open(fdn_trust **out, const char *path)
+{
+	int rc = fdn_trust_open(out, path);
+
+	return rc ? cli_fail("cannot open the trust store", rc) : CLI_OK;
+}
+
+
+int cli_store_open(fdn_transport **out, const char *url, const char *ca, const char *cert,
+	const char *key, const char *proxy)
+{
+	fdn_https_options o;
+	int rc;
+
+	if ((rc = fdn_https_options_init(&o, FDN_HTTPS_OPTIONS_VERSION)) != 0)
+		return cli_fail("options", rc);
+	o.ca_file = ca;
+	o.client_cert = cert;
+	o.client_key = key;
+	o.proxy = proxy;
+	if ((rc = fdn_transport_open_url(out, url, &o)) != 0) {
+		char what[512];
+
+		snprintf(what, sizeof(what), "cannot open the store '%s'", url);
+		return cli_fail(what, rc);
+	}
+	return CLI_OK;
 }

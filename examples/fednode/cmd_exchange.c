@@ -20,136 +20,8 @@
 #include "cli.h"
 
 #define MAX_ARGS 4
-#define MAX_PASSPHRASE 1024
 /* fednode inspect reads at most this much (a header is <= 128 KiB). */
 #define INSPECT_MAX (64u * 1024 * 1024)
-
-/* Options of one subcommand: names, where their values go, positionals. */
-struct opt {
-	const char *name;
-	const char **value;
-};
-
-static int usage_error(const char *command, const char *what, const char *arg)
-{
-	fprintf(stderr, "fednode %s: %s%s%s%s (see fednode %s --help)\n", command, what,
-		arg ? " '" : "", arg ? arg : "", arg ? "'" : "", command);
-	return CLI_USAGE;
-}
-
-/* Parses argv[first..] into @p opts and up to @p max positionals. */
-static int parse(const char *command, int argc, char **argv, int first, struct opt *opts,
-	const char **pos, int max, int *npos)
-{
-	int i, missing = 0, options = 1;
-
-	*npos = 0;
-	for (i = first; i < argc; i++) {
-		const char *v = NULL;
-		struct opt *o;
-
-		if (options && !strcmp(argv[i], "--")) {
-			options = 0;
-			continue;
-		}
-		if (options && argv[i][0] == '-' && argv[i][1]) {
-			for (o = opts; o->name; o++)
-				if ((v = cli_option_value(argv[i], o->name, argc, argv, &i, &missing)) ||
-				    missing)
-					break;
-			if (missing)
-				return usage_error(command, "missing value for", argv[i]);
-			if (!o->name)
-				return usage_error(command, "unknown option", argv[i]);
-			*o->value = v;
-			continue;
-		}
-		if (*npos >= max)
-			return usage_error(command, "unexpected argument", argv[i]);
-		pos[(*npos)++] = argv[i];
-	}
-	return CLI_OK;
-}
-
-/* A plain memset before free may be optimised away; this one may not. */
-static void wipe(char *p, size_t n)
-{
-	volatile char *v = p;
-
-	while (n--)
-		*v++ = 0;
-}
-
-/* The passphrase from @p file (first line) or $FEDNODE_PASSPHRASE, or
- * none (*out = NULL).  Free with passphrase_free(). */
-static int passphrase_get(char **out, const char *command, const char *file)
-{
-	const char *env = getenv("FEDNODE_PASSPHRASE");
-	char *p;
-	size_t n;
-	FILE *f;
-
-	*out = NULL;
-	if (!file && (!env || !*env))
-		return CLI_OK;
-	if (!(p = calloc(1, MAX_PASSPHRASE + 2)))
-		return CLI_FAILED;
-	if (file) {
-		if (!(f = fopen(file, "r"))) {
-			fprintf(stderr, "fednode %s: cannot open passphrase file '%s': %s\n", command,
-				file, strerror(errno));
-			free(p);
-			return CLI_FAILED;
-		}
-		if (!fgets(p, MAX_PASSPHRASE + 2, f))
-			p[0] = '\0';
-		fclose(f);
-	} else {
-		snprintf(p, MAX_PASSPHRASE + 2, "%s", env);
-	}
-	n = strcspn(p, "\r\n");
-	p[n] = '\0';
-	if (n == 0 || n > MAX_PASSPHRASE) {
-		fprintf(stderr, "fednode %s: the passphrase is empty or longer than %d bytes\n",
-			command, MAX_PASSPHRASE);
-		wipe(p, MAX_PASSPHRASE + 2);
-		free(p);
-		return CLI_FAILED;
-	}
-	*out = p;
-	return CLI_OK;
-}
-
-static void passphrase_free(char *p)
-{
-	if (p) {
-		wipe(p, MAX_PASSPHRASE + 2);
-		free(p);
-	}
-}
-
-static int load_identity(fdn_identity **out, const char *command, const char *path,
-	const char *passphrase_file)
-{
-	char *pw;
-	int rc;
-
-	if ((rc = passphrase_get(&pw, command, passphrase_file)) != CLI_OK)
-		return rc;
-	rc = fdn_identity_load(out, path, pw);
-	passphrase_free(pw);
-	if (rc == FDN_EAUTH && !pw)
-		fprintf(stderr, "fednode %s: '%s' is protected: give --passphrase-file or set "
-			"FEDNODE_PASSPHRASE\n", command, path);
-	return rc ? cli_fail("cannot load the identity", rc) : CLI_OK;
-}
-
-static int open_trust(fdn_trust **out, const char *path)
-{
-	int rc = fdn_trust_open(out, path);
-
-	return rc ? cli_fail("cannot open the trust store", rc) : CLI_OK;
-}
 
 static int write_new_file(const char *path, const char *text)
 {
@@ -172,7 +44,7 @@ static int write_new_file(const char *path, const char *text)
 int cmd_keygen(int argc, char **argv)
 {
 	const char *id = NULL, *out = NULL, *pw_file = NULL, *pub_out = NULL, *until = NULL;
-	struct opt opts[] = { { "--id", &id }, { "--out", &out },
+	struct cli_opt opts[] = { { "--id", &id }, { "--out", &out },
 		{ "--passphrase-file", &pw_file }, { "--public-out", &pub_out },
 		{ "--valid-until", &until }, { NULL, NULL } };
 	char key_path[4096], pub_path[4096 + 8], *pw;
@@ -181,10 +53,10 @@ int cmd_keygen(int argc, char **argv)
 	const char *pos[1];
 	int npos, rc;
 
-	if ((rc = parse("keygen", argc, argv, 1, opts, pos, 0, &npos)) != CLI_OK)
+	if ((rc = cli_parse_options("keygen", argc, argv, 1, opts, pos, 0, &npos)) != CLI_OK)
 		return rc;
 	if (!id)
-		return usage_error("keygen", "--id NODE is required", NULL);
+		return cli_usage_error("keygen", "--id NODE is required", NULL);
 	if (out)
 		snprintf(key_path, sizeof(key_path), "%s", out);
 	else
@@ -262,7 +134,7 @@ static int trust_list(fdn_trust *t)
 int cmd_trust(int argc, char **argv)
 {
 	const char *path = NULL, *role_s = NULL, *until = NULL, *pos[1];
-	struct opt opts[] = { { "--trust", &path }, { "--role", &role_s },
+	struct cli_opt opts[] = { { "--trust", &path }, { "--role", &role_s },
 		{ "--valid-until", &until }, { NULL, NULL } };
 	fdn_buf fp = FDN_BUF_INIT;
 	fdn_trust *t = NULL;
@@ -271,29 +143,29 @@ int cmd_trust(int argc, char **argv)
 	const char *sub = argc > 1 ? argv[1] : NULL;
 
 	if (!sub || (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "remove")))
-		return usage_error("trust", "expected a subcommand: add, list or remove", sub);
-	if ((rc = parse("trust", argc, argv, 2, opts, pos, 1, &npos)) != CLI_OK)
+		return cli_usage_error("trust", "expected a subcommand: add, list or remove", sub);
+	if ((rc = cli_parse_options("trust", argc, argv, 2, opts, pos, 1, &npos)) != CLI_OK)
 		return rc;
 	if (!path)
-		return usage_error("trust", "--trust FILE is required", NULL);
+		return cli_usage_error("trust", "--trust FILE is required", NULL);
 	if (!strcmp(sub, "list")) {
 		if (npos)
-			return usage_error("trust", "unexpected argument", pos[0]);
-		if ((rc = open_trust(&t, path)) == CLI_OK)
+			return cli_usage_error("trust", "unexpected argument", pos[0]);
+		if ((rc = cli_trust_open(&t, path)) == CLI_OK)
 			rc = trust_list(t);
 		fdn_trust_free(t);
 		return rc;
 	}
 	if (npos != 1)
-		return usage_error("trust", !strcmp(sub, "add") ? "add needs the PUBLIC file"
+		return cli_usage_error("trust", !strcmp(sub, "add") ? "add needs the PUBLIC file"
 			: "remove needs the NODE id", NULL);
 	if (!strcmp(sub, "add")) {
 		if (!role_s || (strcmp(role_s, "site") && strcmp(role_s, "coordinator")))
-			return usage_error("trust", "add needs --role site|coordinator", role_s);
+			return cli_usage_error("trust", "add needs --role site|coordinator", role_s);
 		role = !strcmp(role_s, "site") ? FDN_TRUST_ROLE_SITE : FDN_TRUST_ROLE_COORDINATOR;
 		if (!(text = read_text("trust", pos[0])))
 			return CLI_FAILED;
-		if ((rc = open_trust(&t, path)) == CLI_OK) {
+		if ((rc = cli_trust_open(&t, path)) == CLI_OK) {
 			size_t n = fdn_trust_count(t);
 			fdn_trust_peer_info p = FDN_TRUST_PEER_INFO_INIT;
 			if ((rc = fdn_trust_add(t, text, role, until)) != 0 ||
@@ -308,7 +180,7 @@ int cmd_trust(int argc, char **argv)
 		}
 		free(text);
 	} else {
-		if ((rc = open_trust(&t, path)) == CLI_OK) {
+		if ((rc = cli_trust_open(&t, path)) == CLI_OK) {
 			if ((rc = fdn_trust_remove(t, pos[0])) != 0 || (rc = fdn_trust_save(t)) != 0)
 				rc = cli_fail("trust remove", rc);
 			else
@@ -333,15 +205,15 @@ static int check_envelope_args(const char *command, struct envelope_args *a)
 	char *end;
 
 	if (!a->identity || !a->kind || !a->federation || !a->round)
-		return usage_error(command, "--identity, --kind, --federation and --round are required",
+		return cli_usage_error(command, "--identity, --kind, --federation and --round are required",
 			NULL);
 	if (fdn_envelope_kind_from_name(&a->kind_value, a->kind) != 0)
-		return usage_error(command, "unknown --kind (data, manifest, global, update, "
+		return cli_usage_error(command, "unknown --kind (data, manifest, global, update, "
 			"result, latest)", a->kind);
 	errno = 0;
 	a->round_value = strtoull(a->round, &end, 10);
 	if (*a->round < '0' || *a->round > '9' || *end || errno)
-		return usage_error(command, "--round must be a number", a->round);
+		return cli_usage_error(command, "--round must be a number", a->round);
 	return CLI_OK;
 }
 
@@ -362,7 +234,7 @@ int cmd_seal(int argc, char **argv)
 {
 	struct envelope_args a = { 0 };
 	const char *to = NULL, *level_s = NULL, *pos[2], *names[64];
-	struct opt opts[] = { { "--identity", &a.identity }, { "--trust", &a.trust },
+	struct cli_opt opts[] = { { "--identity", &a.identity }, { "--trust", &a.trust },
 		{ "--kind", &a.kind }, { "--federation", &a.federation }, { "--round", &a.round },
 		{ "--passphrase-file", &a.pw_file }, { "--to", &to }, { "--compress", &level_s },
 		{ NULL, NULL } };
@@ -373,26 +245,26 @@ int cmd_seal(int argc, char **argv)
 	int npos, n, rc, in = -1, out = -1;
 	struct stat st;
 
-	if ((rc = parse("seal", argc, argv, 1, opts, pos, 2, &npos)) != CLI_OK)
+	if ((rc = cli_parse_options("seal", argc, argv, 1, opts, pos, 2, &npos)) != CLI_OK)
 		return rc;
 	if ((rc = check_envelope_args("seal", &a)) != CLI_OK)
 		return rc;
 	if (!to || npos != 2)
-		return usage_error("seal", "--to NODE[,NODE...], IN and OUT are required", NULL);
+		return cli_usage_error("seal", "--to NODE[,NODE...], IN and OUT are required", NULL);
 	so.kind = a.kind_value;
 	so.federation = a.federation;
 	so.round = a.round_value;
 	if (level_s) {
 		if (strlen(level_s) != 1 || *level_s < '1' || *level_s > '9')
-			return usage_error("seal", "--compress takes a zlib level 1..9", level_s);
+			return cli_usage_error("seal", "--compress takes a zlib level 1..9", level_s);
 		so.compression_level = *level_s - '0';
 	}
 	if (!(list = strdup(to)) || (n = split_names(list, names, 64)) <= 0) {
 		free(list);
-		return usage_error("seal", "--to takes 1 to 64 node ids separated by commas", to);
+		return cli_usage_error("seal", "--to takes 1 to 64 node ids separated by commas", to);
 	}
-	if ((rc = load_identity(&me, "seal", a.identity, a.pw_file)) != CLI_OK ||
-	    (a.trust && (rc = open_trust(&t, a.trust)) != CLI_OK))
+	if ((rc = cli_identity_load(&me, "seal", a.identity, a.pw_file)) != CLI_OK ||
+	    (a.trust && (rc = cli_trust_open(&t, a.trust)) != CLI_OK))
 		goto done;
 	if ((in = open(pos[0], O_RDONLY | O_CLOEXEC)) < 0) {
 		fprintf(stderr, "fednode seal: cannot open '%s': %s\n", pos[0], strerror(errno));
@@ -435,7 +307,7 @@ int cmd_open(int argc, char **argv)
 {
 	struct envelope_args a = { 0 };
 	const char *from = NULL, *pos[2];
-	struct opt opts[] = { { "--identity", &a.identity }, { "--trust", &a.trust },
+	struct cli_opt opts[] = { { "--identity", &a.identity }, { "--trust", &a.trust },
 		{ "--kind", &a.kind }, { "--federation", &a.federation }, { "--round", &a.round },
 		{ "--passphrase-file", &a.pw_file }, { "--from", &from }, { NULL, NULL } };
 	fdn_open_options oo = FDN_OPEN_OPTIONS_INIT;
@@ -444,18 +316,18 @@ int cmd_open(int argc, char **argv)
 	fdn_trust *t = NULL;
 	int npos, rc;
 
-	if ((rc = parse("open", argc, argv, 1, opts, pos, 2, &npos)) != CLI_OK)
+	if ((rc = cli_parse_options("open", argc, argv, 1, opts, pos, 2, &npos)) != CLI_OK)
 		return rc;
 	if ((rc = check_envelope_args("open", &a)) != CLI_OK)
 		return rc;
 	if (!a.trust || npos != 2)
-		return usage_error("open", "--trust FILE, IN and OUT are required", NULL);
+		return cli_usage_error("open", "--trust FILE, IN and OUT are required", NULL);
 	oo.kind = a.kind_value;
 	oo.federation = a.federation;
 	oo.round = a.round_value;
 	oo.sender = from;
-	if ((rc = load_identity(&me, "open", a.identity, a.pw_file)) == CLI_OK &&
-	    (rc = open_trust(&t, a.trust)) == CLI_OK) {
+	if ((rc = cli_identity_load(&me, "open", a.identity, a.pw_file)) == CLI_OK &&
+	    (rc = cli_trust_open(&t, a.trust)) == CLI_OK) {
 		rc = fdn_envelope_open_file(&info, pos[0], pos[1], me, t, &oo);
 		if (rc != 0) {
 			rc = cli_fail("open: envelope rejected, nothing written", rc);
@@ -479,7 +351,7 @@ int cmd_open(int argc, char **argv)
 int cmd_inspect(int argc, char **argv)
 {
 	const char *pos[1];
-	struct opt opts[] = { { NULL, NULL } };
+	struct cli_opt opts[] = { { NULL, NULL } };
 	fdn_envelope_info info = FDN_ENVELOPE_INFO_INIT;
 	char fp[3 * FDN_PUBLIC_KEY_BYTES];
 	unsigned char *data;
@@ -487,10 +359,10 @@ int cmd_inspect(int argc, char **argv)
 	FILE *f;
 	int npos, rc;
 
-	if ((rc = parse("inspect", argc, argv, 1, opts, pos, 1, &npos)) != CLI_OK)
+	if ((rc = cli_parse_options("inspect", argc, argv, 1, opts, pos, 1, &npos)) != CLI_OK)
 		return rc;
 	if (npos != 1)
-		return usage_error("inspect", "no FILE given", NULL);
+		return cli_usage_error("inspect", "no FILE given", NULL);
 	if (!(f = fopen(pos[0], "rb"))) {
 		fprintf(stderr, "fednode inspect: cannot open '%s': %s\n", pos[0], strerror(errno));
 		return CLI_FAILED;

@@ -77,25 +77,6 @@ static int parse(struct transfer_args *a, const char *command, int argc, char **
 	return CLI_OK;
 }
 
-static int open_store(fdn_transport **out, const struct transfer_args *a)
-{
-	fdn_https_options o;
-	int rc;
-
-	if ((rc = fdn_https_options_init(&o, FDN_HTTPS_OPTIONS_VERSION)) != 0)
-		return cli_fail("options", rc);
-	o.ca_file = a->ca;
-	o.client_cert = a->cert;
-	o.client_key = a->client_key;
-	o.proxy = a->proxy;
-	if ((rc = fdn_transport_open_url(out, a->url, &o)) != 0) {
-		char what[512];
-		snprintf(what, sizeof(what), "cannot open the store '%s'", a->url);
-		return cli_fail(what, rc);
-	}
-	return CLI_OK;
-}
-
 static int read_fd(void *buf, size_t capacity, size_t *got, void *payload)
 {
 	ssize_t n;
@@ -133,7 +114,7 @@ static int transfer(const char *command, const struct transfer_args *a)
 	int rc, fd = -1, to_stdout = !strcmp(a->file, "-");
 	FILE *report = to_stdout ? stderr : stdout;
 
-	if ((rc = open_store(&t, a)) != CLI_OK)
+	if ((rc = cli_store_open(&t, a->url, a->ca, a->cert, a->client_key, a->proxy)) != CLI_OK)
 		return rc;
 	if ((rc = fdn_cancel_new(&cancel)) != 0) {
 		fdn_transport_free(t);

@@ -250,6 +250,50 @@ static const struct cli_command commands[] = {
 	  "can write any header): use 'fednode open' for that.\n\n"
 	  "Exit status: 0 success, 1 not an envelope, 2 bad usage.\n",
 	  cmd_inspect },
+	{ "federation", "create, show or approve a federation's manifest",
+	  "usage: fednode federation create STORE-OPTIONS --sites A,B,... --rounds N\n"
+	  "                 [--quorum Q] [--round-timeout SECONDS] [--strategy NAME]\n"
+	  "                 [--server-lr X] [--momentum X] [--mu X] [--form weights|delta]\n"
+	  "                 [--epochs E] [--lr X] [--clip X] [--noise X] [--seed N]\n"
+	  "                 [--title TEXT] [--train-json FILE] [--model-json FILE] [--out FILE]\n"
+	  "       fednode federation show STORE-OPTIONS [--format json]\n"
+	  "       fednode federation approve STORE-OPTIONS --registry DIR [--note TEXT]\n\n"
+	  "STORE-OPTIONS: --store URL --identity KEYFILE --trust FILE --id FEDERATION\n"
+	  "               [--passphrase-file F] [--ca F] [--cert F --key F] [--proxy URL]\n\n"
+	  "create (the coordinator): writes a manifest for the sites listed (each must\n"
+	  "be in the trust store with the site role), signs it and publishes it in the\n"
+	  "store as FEDERATION/manifest.fdne; prints its digest.  Strategies: fedavg,\n"
+	  "fedavgm, fedadagrad, fedadam, fedyogi, fedprox, median, trimmed-mean.\n"
+	  "show (a site): fetches and verifies the manifest and prints it: roster with\n"
+	  "key fingerprints, strategy, rounds, what the trainer is told.\n"
+	  "approve (a site): as show, then records the approval of exactly this\n"
+	  "manifest in the registry's audit log; a node trains only for an approved\n"
+	  "manifest.\n\n"
+	  "Exit status: 0 success, 1 failure, 2 bad usage.\n",
+	  cmd_federation },
+	{ "coordinator", "run a federation's coordinator until its last round",
+	  "usage: fednode coordinator STORE-OPTIONS --state DIR [--initial MODEL]\n"
+	  "                           [--poll-ms N] [--out FILE]\n\n"
+	  "Publishes each round's global model, collects and verifies the sites'\n"
+	  "updates, aggregates them with the manifest's strategy and closes the round\n"
+	  "(all sites in, or the quorum after the deadline), until the last round.\n"
+	  "DIR keeps a checkpoint per round: run the same command again after a crash\n"
+	  "and it resumes.  MODEL is the initial safetensors model (default: the demo\n"
+	  "model).  --out writes the final model.  One line per round on stdout;\n"
+	  "Ctrl-C stops (exit status 130) and a later run resumes.\n",
+	  cmd_coordinator },
+	{ "node", "take part in a federation as a site until it ends",
+	  "usage: fednode node STORE-OPTIONS --registry DIR --cohort NAME\n"
+	  "                    [--trainer demo|PLUGIN.so] [--trainer-arg TEXT]\n"
+	  "                    [--eval-cohort NAME] [--work DIR] [--poll-ms N] [--out FILE]\n\n"
+	  "Waits for each round's global model, evaluates and trains it on the cohort\n"
+	  "NAME of the registry DIR and sends the sealed update to the coordinator;\n"
+	  "every round is recorded in the registry's audit log.  The federation must\n"
+	  "have been approved (fednode federation approve).  --trainer demo (the\n"
+	  "default) is the demo's softmax regression; a PLUGIN.so exports\n"
+	  "fednode_trainer_init() (doc/federated.md).  A node restarted after a crash\n"
+	  "resumes.  --out writes the final model.\n",
+	  cmd_node },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
