@@ -38,6 +38,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_federation(int argc, char **argv);
 int cmd_coordinator(int argc, char **argv);
 int cmd_node(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 /* Helpers the subcommands share (cli_util.c). */
 struct fdn_deid_profile;
