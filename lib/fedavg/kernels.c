@@ -3,7 +3,7 @@
  * because GCC 12 vectorises only there.  Each loop is written so that it
  * does vectorise: elements are loaded with memcpy (tensor data need not
  * be aligned), the dtype switch sits outside the loops, and the non-
- * finite scan reduces a block with OR before it looks for the index.
+ * finite scan ORs its verdicts before it looks for the index.
  * `gcc -O3 -fopt-info-vec-optimized` lists them.
  *
  * Copyright the libfednode authors. SPDX-License-Identifier: Apache-2.0
@@ -140,34 +140,47 @@ static inline uint32_t round_narrow(double d, unsigned ebits, unsigned mbits)
 	return sign | (uint32_t)q;  /* subnormal, or rounded up to the smallest normal */
 }
 
+/* A single sequential stream reads memory at about half the rate this
+ * machine's core can sustain (measured: ~4 GB/s against ~9 GB/s): one
+ * stream keeps too few cache misses in flight.  So the long loops walk
+ * four quarters of their range in lockstep, four streams the prefetchers
+ * follow at once.  Below SPLIT_MIN elements one stream is as good. */
+#define SPLIT_MIN 16384
+
 /* --- the non-finite scan ------------------------------------------------ */
 
-#define SCAN_BLOCK 4096
-
-#define DEFINE_SCAN(name, type, load, size, expmask)                           \
-	static size_t name(const unsigned char *x, size_t n)                  \
+/* A non-finite value has every exponent bit set.  The fast loop only ORs
+ * the verdicts (it vectorises); the rare hit is located afterwards by a
+ * plain scan from the start, so the first bad index is the one reported. */
+#define DEFINE_SCAN(name, load, size, expmask)                                 \
+	static size_t name(const unsigned char *restrict x, size_t n)         \
 	{                                                                     \
-		for (size_t b = 0; b < n; b += SCAN_BLOCK) {                  \
-			size_t e = n - b < SCAN_BLOCK ? n : b + SCAN_BLOCK;   \
-			type any = 0;                                         \
-			for (size_t j = b; j < e; j++)                        \
-				any |= (type)((load(x + (size)*j) & (expmask)) == (expmask)); \
-			if (!any)                                             \
-				continue;                                     \
-			for (size_t j = b; j < e; j++)                        \
-				if ((load(x + (size)*j) & (expmask)) == (expmask)) \
-					return j;                             \
-		}                                                             \
+		size_t q = n >= SPLIT_MIN ? n / 4 : 0;                        \
+		uint32_t any = 0;                                             \
+                                                                              \
+		for (size_t j = 0; j < q; j++)                                \
+			any |= (uint32_t)((load(x + (size)*j) & (expmask)) == (expmask)) | \
+				(uint32_t)((load(x + (size)*(j + q)) & (expmask)) == (expmask)) | \
+				(uint32_t)((load(x + (size)*(j + 2 * q)) & (expmask)) == (expmask)) | \
+				(uint32_t)((load(x + (size)*(j + 3 * q)) & (expmask)) == (expmask)); \
+		for (size_t j = 4 * q; j < n; j++)                            \
+			any |= (uint32_t)((load(x + (size)*j) & (expmask)) == (expmask)); \
+		if (!any)                                                     \
+			return n;                                             \
+		for (size_t j = 0; j < n; j++)                                \
+			if ((load(x + (size)*j) & (expmask)) == (expmask))    \
+				return j;                                     \
 		return n;                                                     \
 	}
 
-DEFINE_SCAN(scan_f16, uint16_t, ld16, 2, 0x7c00u)
-DEFINE_SCAN(scan_bf16, uint16_t, ld16, 2, 0x7f80u)
-DEFINE_SCAN(scan_f32, uint32_t, ld32, 4, 0x7f800000u)
 /* A binary64's exponent is in its high 32-bit word: 32-bit lanes
  * vectorise where SSE2 has no 64-bit compare. */
 #define LDHI32(p) ld32((p) + 4)
-DEFINE_SCAN(scan_f64, uint32_t, LDHI32, 8, 0x7ff00000u)
+
+DEFINE_SCAN(scan_f16, ld16, 2, 0x7c00u)
+DEFINE_SCAN(scan_bf16, ld16, 2, 0x7f80u)
+DEFINE_SCAN(scan_f32, ld32, 4, 0x7f800000u)
+DEFINE_SCAN(scan_f64, LDHI32, 8, 0x7ff00000u)
 
 size_t fdn_fedavg__find_nonfinite(const void *x, int dtype, size_t n)
 {
@@ -182,22 +195,39 @@ size_t fdn_fedavg__find_nonfinite(const void *x, int dtype, size_t n)
 
 /* --- folding, loading, storing ----------------------------------------- */
 
+#define ELEM(conv, load, size, j) conv(load(x + (size) * (j)))
+
 #define DEFINE_FOLD(name, conv, load, size)                                   \
 	static void name(double *restrict acc, const unsigned char *restrict x, \
 		size_t n, double w, bool first)                               \
 	{                                                                     \
-		if (first)                                                    \
-			for (size_t j = 0; j < n; j++)                        \
-				acc[j] = w * conv(load(x + (size)*j));        \
-		else                                                          \
-			for (size_t j = 0; j < n; j++)                        \
-				acc[j] += w * conv(load(x + (size)*j));       \
+		size_t q = n >= SPLIT_MIN ? n / 4 : 0;                        \
+                                                                              \
+		if (first) {                                                  \
+			for (size_t j = 0; j < q; j++) {                      \
+				acc[j] = w * ELEM(conv, load, size, j);                            \
+				acc[j + q] = w * ELEM(conv, load, size, j + q);                    \
+				acc[j + 2 * q] = w * ELEM(conv, load, size, j + 2 * q);            \
+				acc[j + 3 * q] = w * ELEM(conv, load, size, j + 3 * q);            \
+			}                                                     \
+			for (size_t j = 4 * q; j < n; j++)                    \
+				acc[j] = w * ELEM(conv, load, size, j);                            \
+		} else {                                                      \
+			for (size_t j = 0; j < q; j++) {                      \
+				acc[j] += w * ELEM(conv, load, size, j);                           \
+				acc[j + q] += w * ELEM(conv, load, size, j + q);                   \
+				acc[j + 2 * q] += w * ELEM(conv, load, size, j + 2 * q);           \
+				acc[j + 3 * q] += w * ELEM(conv, load, size, j + 3 * q);           \
+			}                                                     \
+			for (size_t j = 4 * q; j < n; j++)                    \
+				acc[j] += w * ELEM(conv, load, size, j);                           \
+		}                                                             \
 	}                                                                     \
 	static void name##_load(double *restrict out, const unsigned char *restrict x, \
 		size_t n)                                                     \
 	{                                                                     \
 		for (size_t j = 0; j < n; j++)                                \
-			out[j] = conv(load(x + (size)*j));                    \
+			out[j] = ELEM(conv, load, size, j);                                        \
 	}
 
 #define NOCONV(v) (v)

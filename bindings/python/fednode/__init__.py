@@ -26,7 +26,7 @@ __all__ = [
     "CertError", "FednodeIOError", "CancelledError", "UserError",
     "BufferTooSmallError", "FormatError", "PHIError", "ConflictError",
     "UnsupportedError", "DeidProfile", "DeidReport", "deid_key_generate", "deid_key_load",
-    "Model", "Identity", "Trust", "TrustPeer",
+    "Model", "Identity", "Trust", "TrustPeer", "Aggregator",
 ]
 
 lib = _lib.lib
@@ -156,3 +156,5 @@ from .deid import DeidProfile, DeidReport, deid_key_generate, deid_key_load  # n
 from . import registry  # noqa: E402,F401
 from .model import Model  # noqa: E402
 from .exchange import Identity, Trust, TrustPeer  # noqa: E402
+from . import fedavg  # noqa: E402,F401
+from .fedavg import Aggregator  # noqa: E402

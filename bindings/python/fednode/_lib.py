@@ -172,6 +172,13 @@ class TrustPeerInfo(Structure):
                 ("x25519_public", ctypes.c_ubyte * 32)]
 
 
+class StrategyOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("strategy", c_int), ("server_lr", c_double),
+                ("momentum", c_double), ("beta1", c_double), ("beta2", c_double),
+                ("tau", c_double), ("trim", c_double), ("proximal_mu", c_double)]
+
+
 # --- prototypes -------------------------------------------------------------
 
 def _check_status(result, func, args):
@@ -318,6 +325,18 @@ PROTOTYPES = {
     "fdn_trust_find_by_key": (STATUS, [POINTER(c_size_t), c_void_p, c_char_p, c_int64]),
     "fdn_trust_save": (STATUS, [c_void_p]),
     "fdn_trust_free": (None, [c_void_p]),
+    # fedavg.h
+    "fdn_strategy_name": (c_char_p, [c_int]),
+    "fdn_strategy_from_name": (STATUS, [POINTER(c_int), c_char_p]),
+    "fdn_strategy_options_init": (STATUS, [POINTER(StrategyOptions), c_uint]),
+    "fdn_aggregator_new": (STATUS, [POINTER(c_void_p), c_void_p, c_void_p,
+                                    POINTER(StrategyOptions)]),
+    "fdn_aggregator_free": (None, [c_void_p]),
+    "fdn_aggregator_add": (STATUS, [c_void_p, c_void_p, c_double, c_int]),
+    "fdn_aggregator_add_file": (STATUS, [c_void_p, c_char_p, c_double, c_int]),
+    "fdn_aggregator_count": (c_size_t, [c_void_p]),
+    "fdn_aggregator_finish": (STATUS, [c_void_p, POINTER(c_void_p), POINTER(c_void_p)]),
+    "fdn_aggregator_finish_file": (STATUS, [c_void_p, c_char_p, POINTER(c_void_p)]),
 }
 
 
