@@ -14,6 +14,104 @@
 #include "core/core_private.h"
 #include "fednode/fedavg.h"
 
+#include "model/model_private.h"
+
+/* --- the aggregator (aggregate.c, stream.c, batch.c, finish.c) ----------- */
+
+/* Bytes read from an update file (or gathered for the output file) at a
+ * time: small enough to stay in L2 between the read and the fold. */
+#define FDN_AGG__CHUNK ((size_t)512 * 1024)
+
+#define FDN_AGG__STATE_STRATEGY "fednode.strategy"
+#define FDN_AGG__STATE_ROUNDS "fednode.rounds"
+
+#define FDN_AGG__FAIL(...) \
+	fdn__error_set(FDN_EINVALID, FDN_ERRCLASS_FEDAVG, __VA_ARGS__)
+
+/* What the aggregator knows of one tensor of the global model. */
+typedef struct fdn_agg__tensor {
+	const fdn_model__tensor *g;   /* in the global model */
+	size_t count;                 /* elements */
+	size_t esize;                 /* bytes per element */
+	size_t offset;                /* in the model's data section */
+	const fdn_model__tensor *m, *v;  /* in the input state, or NULL */
+	int state_dtype;              /* of the tensors the new state gets */
+} fdn_agg__tensor;
+
+struct fdn_aggregator {
+	fdn_strategy_options opts;    /* resolved: no zeros left */
+	const fdn_model *global;
+	size_t ntensors;
+	fdn_agg__tensor *t;
+	size_t data_bytes;            /* Σ tensor bytes */
+	uint64_t rounds;              /* rounds the input state has seen */
+	size_t count;                 /* updates folded in */
+	bool finished;
+	bool broken;                  /* sums may hold part of a rejected update */
+
+	/* streaming strategies */
+	double **sums;                /* per tensor; valid once count > 0 */
+	double total, weights_total;  /* N and N_W */
+
+	/* robust strategies */
+	unsigned char **kept;         /* count blocks of data_bytes */
+	unsigned char *kept_form;
+	size_t kept_cap;
+
+	unsigned char *chunk;         /* FDN_AGG__CHUNK, on first use */
+};
+
+/* aggregate.c: the checks every way of adding shares. */
+/* The aggregator takes updates, @p weight is positive and finite (and
+ * keeps N finite), @p form is known. */
+int fdn_agg__check_call(const fdn_aggregator *agg, double weight, int form);
+/* Same tensors in the same order, dtypes and shapes as the global model;
+ * @p src names the update in messages. */
+int fdn_agg__check_layout(const fdn_aggregator *agg, const fdn_model *u,
+	const char *src);
+/* Elements [first, first + n) of tensor @p t at @p p are all finite. */
+int fdn_agg__check_values(const fdn_agg__tensor *t, const unsigned char *p,
+	size_t first, size_t n, const char *src);
+/* Counts an update that was folded in. */
+void fdn_agg__commit(fdn_aggregator *agg, double weight, int form);
+/* The FDN_EIO that marks the aggregator unusable: a file checked finite
+ * held a NaN or infinity when it was read again. */
+int fdn_agg__changed(fdn_aggregator *agg, const char *path);
+
+/* stream.c: reading update files. */
+/* Opens @p path, which must be a regular file; its size in *size_out. */
+int fdn_agg__open(int *fd_out, uint64_t *size_out, const char *path);
+
+/* Called on each run of @p n whole elements of tensor @p ti from element
+ * @p first (at data offset @p offset), with each file's bytes at ptrs[k]
+ * (that of a skipped file is meaningless). */
+typedef int (*fdn_agg__span_fn)(void *ctx, size_t ti, size_t first, size_t n,
+	uint64_t offset, const unsigned char *const *ptrs);
+/* A read of file @p k failed with @p rc: 0 to go on without it (the
+ * callback marks it skipped), or @p rc to stop. */
+typedef int (*fdn_agg__fail_fn)(void *ctx, size_t k, int rc);
+
+/* Several update files of the aggregator's layout, read in lockstep. */
+typedef struct fdn_agg__reader {
+	fdn_aggregator *agg;
+	size_t nfiles;
+	const int *fds;
+	const uint64_t *data_starts;   /* where each file's data begins */
+	const char *const *paths;
+	unsigned char *const *bufs;    /* nfiles buffers of chunk bytes */
+	const unsigned char **ptrs;    /* nfiles entries, for the callback */
+	size_t chunk;                  /* >= 8 */
+	const bool *skip;              /* NULL, or files to leave out */
+	fdn_agg__fail_fn on_fail;      /* NULL: any read failure stops */
+	void *ctx;
+} fdn_agg__reader;
+
+/* Reads data bytes [0, @p end) of every file (@p end an element
+ * boundary), chunk by chunk, and hands each element over exactly once,
+ * in model order.  An element cut by a chunk boundary is carried to the
+ * front of the next chunk, so any tensor alignment in the files works. */
+int fdn_agg__stream(const fdn_agg__reader *r, uint64_t end, fdn_agg__span_fn fn);
+
 /* --- strategy.c ---------------------------------------------------------- */
 
 /* Copies the fields @p in's version covers over the defaults, replaces

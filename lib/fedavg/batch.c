@@ -1,0 +1,1 @@
+#include "fedavg/fedavg_private.h"
