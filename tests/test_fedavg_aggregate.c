@@ -1000,6 +1000,27 @@ static void test_add_file_rejections(void **state)
 			"'f'", "NaN", "index 299999", NULL);
 		fdn_model_free(bad);
 	}
+	/* The same as the very first update (checked as it is folded: what
+	 * it half wrote must not count). */
+	{
+		fdn_aggregator *first;
+		fdn_model *o1, *o2;
+
+		OK(fdn_aggregator_new(&first, g, NULL, NULL));
+		expect_fail(fdn_aggregator_add_file(first, path, 1, 0), FDN_EINVALID, "NaN",
+			"index 299999", NULL);
+		assert_int_equal(fdn_aggregator_count(first), 0);
+		OK(fdn_aggregator_add_file(first, gpath, 2, 0));
+		OK(fdn_aggregator_finish(first, &o1, NULL));
+		fdn_aggregator_free(first);
+		OK(fdn_aggregator_new(&first, g, NULL, NULL));
+		OK(fdn_aggregator_add(first, good, 2, 0));
+		OK(fdn_aggregator_finish(first, &o2, NULL));
+		fdn_aggregator_free(first);
+		assert_same_models(o1, o2);
+		fdn_model_free(o1);
+		fdn_model_free(o2);
+	}
 	expect_fail(fdn_aggregator_add_file(agg, "/nonexistent/u.safetensors", 1, 0),
 		FDN_ENOTFOUND, NULL);
 	path_in(path, sizeof(path), "junk.safetensors");
@@ -1037,6 +1058,257 @@ static void test_add_file_rejections(void **state)
 	fdn_model_free(good);
 }
 
+/* --- batches -------------------------------------------------------------------------- */
+
+/* Puts @p value at element @p index of tensor @p t (F32) of @p m, which
+ * owns its data (made by fdn_model_add_tensor). */
+static void poke_f32(fdn_model *m, size_t t, size_t index, float value)
+{
+	fdn_tensor_info info = FDN_TENSOR_INFO_INIT;
+
+	OK(fdn_model_tensor(&info, m, t));
+	memcpy((unsigned char *)info.data + 4 * index, &value, 4);
+}
+
+/* The next model from adding updates @p use (indexes into @p u) one by
+ * one, as the reference for a batch. */
+static fdn_model *one_by_one(const fdn_model *g, const fdn_strategy_options *o,
+	fdn_model *const *u, const double *w, const int *forms, const size_t *use, size_t nuse,
+	fdn_model **state)
+{
+	fdn_aggregator *agg;
+	fdn_model *out;
+
+	OK(fdn_aggregator_new(&agg, g, NULL, o));
+	for (size_t i = 0; i < nuse; i++)
+		OK(fdn_aggregator_add(agg, u[use[i]], w[use[i]], forms ? forms[use[i]] : 0));
+	OK(fdn_aggregator_finish(agg, &out, state));
+	fdn_aggregator_free(agg);
+	return out;
+}
+
+enum { BN = 300001, BK = 6 };
+
+static void batch_models_case(int strategy)
+{
+	fdn_strategy_options o = opts_for(strategy);
+	fdn_model *g = mixed_model(BN, 1), *u[BK], *ref, *out, *st_ref = NULL, *st = NULL;
+	const fdn_model *cu[BK];
+	double w[BK] = { 3, 1, 4, 1, 5, 9 };
+	int forms[BK] = { 0, 1, 0, 0, 1, 0 }, status[BK];
+	size_t all[BK] = { 0, 1, 2, 3, 4, 5 };
+	fdn_aggregator *agg;
+
+	for (int k = 0; k < BK; k++)
+		cu[k] = u[k] = mixed_model(BN, 2);
+	ref = one_by_one(g, &o, u, w, forms, all, BK, &st_ref);
+	OK(fdn_aggregator_new(&agg, g, NULL, &o));
+	memset(status, 0x55, sizeof(status));
+	OK(fdn_aggregator_add_batch(agg, BK, cu, w, forms, status));
+	for (int k = 0; k < BK; k++)
+		assert_int_equal(status[k], 0);
+	assert_int_equal(fdn_aggregator_count(agg), BK);
+	OK(fdn_aggregator_finish(agg, &out, &st));
+	assert_same_models(ref, out);  /* bit for bit */
+	if (st_ref)
+		assert_same_models(st_ref, st);
+	fdn_aggregator_free(agg);
+	fdn_model_free(out);
+	fdn_model_free(ref);
+	fdn_model_free(st);
+	fdn_model_free(st_ref);
+
+	/* After a first update the batch is added one by one: same bits. */
+	OK(fdn_aggregator_new(&agg, g, NULL, &o));
+	OK(fdn_aggregator_add(agg, u[0], w[0], forms[0]));
+	OK(fdn_aggregator_add_batch(agg, BK - 1, cu + 1, w + 1, forms + 1, NULL));
+	OK(fdn_aggregator_finish(agg, &out, NULL));
+	ref = one_by_one(g, &o, u, w, forms, all, BK, NULL);
+	assert_same_models(ref, out);
+	fdn_aggregator_free(agg);
+	fdn_model_free(out);
+	fdn_model_free(ref);
+	for (int k = 0; k < BK; k++)
+		fdn_model_free(u[k]);
+	fdn_model_free(g);
+}
+
+static void test_batch_models(void **state)
+{
+	(void)state;
+	batch_models_case(FDN_STRATEGY_FEDAVG);
+	batch_models_case(FDN_STRATEGY_FEDYOGI);
+	batch_models_case(FDN_STRATEGY_MEDIAN);
+}
+
+/* Rejections inside a batch: the survivors' result is bit for bit that
+ * of adding only them, whichever update went first and wherever the bad
+ * value sat. */
+static void test_batch_rejections(void **state)
+{
+	fdn_model *g = mixed_model(BN, 1), *u[BK], *ref, *out, *other;
+	const fdn_model *cu[BK];
+	double w[BK] = { 3, 1, 4, 1, 5, 9 };
+	int status[BK];
+	fdn_aggregator *agg;
+	static const double one[1] = { 1 };
+
+	(void)state;
+	for (int k = 0; k < BK; k++)
+		cu[k] = u[k] = mixed_model(BN, 2);
+	poke_f32(u[0], 1, BN - 2, NAN);       /* the first update, in the last block */
+	poke_f32(u[3], 1, 70000, INFINITY);   /* the second block */
+	other = model1(one, 1);
+	cu[4] = other;                        /* another layout */
+	w[5] = -1;                            /* a bad weight */
+	OK(fdn_aggregator_new(&agg, g, NULL, NULL));
+	expect_fail(fdn_aggregator_add_batch(agg, BK, cu, w, NULL, status), FDN_EINVALID,
+		"update 0", "'f'", "NaN", "index 299999", "3 more rejected", NULL);
+	assert_int_equal(status[0], FDN_EINVALID);
+	assert_int_equal(status[1], 0);
+	assert_int_equal(status[2], 0);
+	assert_int_equal(status[3], FDN_EINVALID);
+	assert_int_equal(status[4], FDN_EINVALID);
+	assert_int_equal(status[5], FDN_EINVALID);
+	assert_int_equal(fdn_aggregator_count(agg), 2);
+	OK(fdn_aggregator_finish(agg, &out, NULL));
+	{
+		size_t use[2] = { 1, 2 };
+
+		ref = one_by_one(g, NULL, u, w, NULL, use, 2, NULL);
+	}
+	assert_same_models(ref, out);
+	fdn_aggregator_free(agg);
+	fdn_model_free(out);
+	fdn_model_free(ref);
+
+	/* Every one rejected: nothing counted. */
+	OK(fdn_aggregator_new(&agg, g, NULL, NULL));
+	{
+		const fdn_model *bad[2] = { u[0], u[3] };
+
+		expect_fail(fdn_aggregator_add_batch(agg, 2, bad, w, NULL, NULL), FDN_EINVALID,
+			"update 0", "1 more", NULL);
+	}
+	assert_int_equal(fdn_aggregator_count(agg), 0);
+	/* ... and the next batch starts from scratch all the same. */
+	OK(fdn_aggregator_add_batch(agg, 2, cu + 1, w + 1, NULL, NULL));
+	OK(fdn_aggregator_finish(agg, &out, NULL));
+	{
+		size_t use[2] = { 1, 2 };
+
+		ref = one_by_one(g, NULL, u, w, NULL, use, 2, NULL);
+	}
+	assert_same_models(ref, out);
+	fdn_model_free(out);
+	fdn_model_free(ref);
+	fdn_aggregator_free(agg);
+
+	/* Arguments. */
+	OK(fdn_aggregator_new(&agg, g, NULL, NULL));
+	{
+		const fdn_model *withnull[2] = { u[1], NULL };
+
+		expect_fail(fdn_aggregator_add_batch(agg, 2, withnull, w + 1, NULL, status),
+			FDN_EINVALID, "update 1 is NULL", NULL);
+		assert_int_equal(status[0], 0);
+		assert_int_equal(fdn_aggregator_count(agg), 1);
+	}
+	OK(fdn_aggregator_add_batch(agg, 0, NULL, NULL, NULL, NULL));
+	expect_fail(fdn_aggregator_add_batch(agg, 1, NULL, w, NULL, NULL), FDN_EINVALID, NULL);
+	expect_fail(fdn_aggregator_add_batch(agg, 1, cu, NULL, NULL, NULL), FDN_EINVALID, NULL);
+	expect_fail(fdn_aggregator_add_batch(NULL, 1, cu, w, NULL, NULL), FDN_EINVALID, NULL);
+	expect_fail(fdn_aggregator_add_files(agg, 1, NULL, w, NULL, NULL), FDN_EINVALID, NULL);
+	{
+		int bad_form[1] = { 7 };
+
+		expect_fail(fdn_aggregator_add_batch(agg, 1, cu + 1, w + 1, bad_form, status),
+			FDN_EINVALID, "update 0", "form", NULL);
+		assert_int_equal(status[0], FDN_EINVALID);
+	}
+	OK(fdn_aggregator_finish(agg, &out, NULL));
+	fdn_model_free(out);
+	expect_fail(fdn_aggregator_add_batch(agg, 1, cu + 1, w + 1, NULL, NULL), FDN_EINVALID,
+		"finished", NULL);
+	fdn_aggregator_free(agg);
+	for (int k = 0; k < BK; k++)
+		fdn_model_free(u[k]);
+	fdn_model_free(other);
+	fdn_model_free(g);
+}
+
+static void test_batch_files(void **state)
+{
+	fdn_model *g = mixed_model(BN, 1), *u[BK], *ref, *out;
+	fdn_strategy_options o = opts_for(FDN_STRATEGY_FEDADAM);
+	double w[BK] = { 3, 1, 4, 1, 5, 9 };
+	int forms[BK] = { 0, 1, 0, 0, 1, 0 }, status[BK + 2];
+	char paths[BK + 2][300];
+	const char *cp[BK + 2];
+	double w2[BK + 2];
+	int forms2[BK + 2];
+	fdn_aggregator *agg;
+	size_t all[BK] = { 0, 1, 2, 3, 4, 5 };
+
+	(void)state;
+	for (int k = 0; k < BK; k++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "b%d.safetensors", k);
+		path_in(paths[k], sizeof(paths[k]), name);
+		cp[k] = paths[k];
+		u[k] = mixed_model(BN, 2);
+		OK(fdn_model_write_file(u[k], paths[k]));
+	}
+	ref = one_by_one(g, &o, u, w, forms, all, BK, NULL);
+	OK(fdn_aggregator_new(&agg, g, NULL, &o));
+	OK(fdn_aggregator_add_files(agg, BK, cp, w, forms, status));
+	OK(fdn_aggregator_finish(agg, &out, NULL));
+	assert_same_models(ref, out);
+	fdn_aggregator_free(agg);
+	fdn_model_free(out);
+	fdn_model_free(ref);
+
+	/* Rejections: a NaN late in the first file, a missing file, a junk
+	 * file; the others as if alone. */
+	{
+		fdn_model *bad = mixed_model(BN, 2);
+		FILE *fp;
+		size_t use[BK - 1] = { 1, 2, 3, 4, 5 };
+
+		poke_f32(bad, 1, BN - 1, NAN);
+		OK(fdn_model_write_file(bad, paths[0]));
+		fdn_model_free(bad);
+		path_in(paths[BK], sizeof(paths[BK]), "missing.safetensors");
+		path_in(paths[BK + 1], sizeof(paths[BK + 1]), "junk2.safetensors");
+		fp = fopen(paths[BK + 1], "wb");
+		fputs("{}", fp);
+		fclose(fp);
+		for (int k = 0; k < BK + 2; k++) {
+			cp[k] = paths[k];
+			w2[k] = k < BK ? w[k] : 1;
+			forms2[k] = k < BK ? forms[k] : 0;
+		}
+		OK(fdn_aggregator_new(&agg, g, NULL, &o));
+		expect_fail(fdn_aggregator_add_files(agg, BK + 2, cp, w2, forms2, status),
+			FDN_EINVALID, paths[0], "NaN", "index 300000", "2 more", NULL);
+		assert_int_equal(status[0], FDN_EINVALID);
+		for (int k = 1; k < BK; k++)
+			assert_int_equal(status[k], 0);
+		assert_int_equal(status[BK], FDN_ENOTFOUND);
+		assert_int_equal(status[BK + 1], FDN_EFORMAT);
+		OK(fdn_aggregator_finish(agg, &out, NULL));
+		ref = one_by_one(g, &o, u, w, forms, use, BK - 1, NULL);
+		assert_same_models(ref, out);
+		fdn_aggregator_free(agg);
+		fdn_model_free(out);
+		fdn_model_free(ref);
+	}
+	for (int k = 0; k < BK; k++)
+		fdn_model_free(u[k]);
+	fdn_model_free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1054,6 +1326,9 @@ int main(void)
 		cmocka_unit_test(test_f64_output),
 		cmocka_unit_test(test_add_file),
 		cmocka_unit_test(test_add_file_rejections),
+		cmocka_unit_test(test_batch_models),
+		cmocka_unit_test(test_batch_rejections),
+		cmocka_unit_test(test_batch_files),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

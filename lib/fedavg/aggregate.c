@@ -10,7 +10,9 @@
  * An update is checked whole (names, dtypes, shapes, then every value
  * finite) before anything of it is folded in: a rejected update leaves
  * the sums untouched without a scratch copy of the model.  For a file
- * that means reading it twice (see doc/federated.md for the cost).
+ * that means reading it twice (see doc/federated.md for the cost).  The
+ * first update is the exception: with no sums yet to protect it is
+ * checked as it is folded.
  * batch.c folds several at once; finish.c computes the next model.
  *
  * The robust strategies keep each update's bytes as sent and compute the
@@ -339,11 +341,65 @@ static int kept_reserve(fdn_aggregator *agg)
 
 /* --- fdn_aggregator_add ------------------------------------------------------ */
 
+/* The robust strategies keep a copy of the update. */
+static int keep_update(fdn_aggregator *agg, const fdn_model *update, int form)
+{
+	unsigned char *block;
+	int rc;
+
+	for (size_t i = 0; i < agg->ntensors; i++)
+		if ((rc = fdn_agg__check_values(&agg->t[i], update->tensors[i].data, 0,
+				agg->t[i].count, "update")) < 0)
+			return rc;
+	if ((rc = kept_reserve(agg)) < 0)
+		return rc;
+	if (!(block = fdn__malloc(agg->data_bytes ? agg->data_bytes : 1)))
+		return fdn__error_oom();
+	for (size_t i = 0; i < agg->ntensors; i++)
+		if (agg->t[i].count)
+			memcpy(block + agg->t[i].offset, update->tensors[i].data,
+				agg->t[i].g->nbytes);
+	agg->kept[agg->count] = block;
+	agg->kept_form[agg->count] = (unsigned char)form;
+	return 0;
+}
+
+/* The first update may be folded as it is checked: if it turns out bad,
+ * the sums it half wrote are not sums yet (count stays 0, and the next
+ * first update overwrites them all). */
+static int fold_first(fdn_aggregator *agg, const fdn_model *update, double weight)
+{
+	for (size_t i = 0; i < agg->ntensors; i++) {
+		const fdn_agg__tensor *t = &agg->t[i];
+
+		if (t->count && fdn_fedavg__fold_checked(agg->sums[i], update->tensors[i].data,
+				t->g->dtype, t->count, weight, true))
+			return fdn_agg__check_values(t, update->tensors[i].data, 0, t->count,
+				"update");
+	}
+	return 0;
+}
+
+/* Later ones are checked whole first: nothing is folded unless all
+ * values are finite. */
+static int fold_next(fdn_aggregator *agg, const fdn_model *update, double weight)
+{
+	int rc;
+
+	for (size_t i = 0; i < agg->ntensors; i++)
+		if ((rc = fdn_agg__check_values(&agg->t[i], update->tensors[i].data, 0,
+				agg->t[i].count, "update")) < 0)
+			return rc;
+	for (size_t i = 0; i < agg->ntensors; i++)
+		if (agg->t[i].count)
+			fdn_fedavg__fold(agg->sums[i], update->tensors[i].data,
+				agg->t[i].g->dtype, agg->t[i].count, weight, false);
+	return 0;
+}
+
 int fdn_aggregator_add(fdn_aggregator *agg, const fdn_model *update,
 	double weight, int form)
 {
-	bool robust;
-	unsigned char *block = NULL;
 	int rc;
 
 	FDN__CHECK_ARG(agg, "agg");
@@ -351,33 +407,14 @@ int fdn_aggregator_add(fdn_aggregator *agg, const fdn_model *update,
 	if ((rc = fdn_agg__check_call(agg, weight, form)) < 0 ||
 	    (rc = fdn_agg__check_layout(agg, update, "update")) < 0)
 		return rc;
-	/* Every value first: nothing is folded unless all are finite. */
-	for (size_t i = 0; i < agg->ntensors; i++)
-		if ((rc = fdn_agg__check_values(&agg->t[i], update->tensors[i].data, 0,
-				agg->t[i].count, "update")) < 0)
-			return rc;
-	robust = fdn_fedavg__is_robust(agg->opts.strategy);
-	if (robust) {
-		if ((rc = kept_reserve(agg)) < 0)
-			return rc;
-		if (!(block = fdn__malloc(agg->data_bytes ? agg->data_bytes : 1)))
-			return fdn__error_oom();
-	}
-	for (size_t i = 0; i < agg->ntensors; i++) {
-		const fdn_agg__tensor *t = &agg->t[i];
-
-		if (!t->count)
-			continue;
-		if (robust)
-			memcpy(block + t->offset, update->tensors[i].data, t->g->nbytes);
-		else
-			fdn_fedavg__fold(agg->sums[i], update->tensors[i].data,
-				t->g->dtype, t->count, weight, agg->count == 0);
-	}
-	if (robust) {
-		agg->kept[agg->count] = block;
-		agg->kept_form[agg->count] = (unsigned char)form;
-	}
+	if (fdn_fedavg__is_robust(agg->opts.strategy))
+		rc = keep_update(agg, update, form);
+	else if (agg->count == 0)
+		rc = fold_first(agg, update, weight);
+	else
+		rc = fold_next(agg, update, weight);
+	if (rc < 0)
+		return rc;
 	fdn_agg__commit(agg, weight, form);
 	return 0;
 }
@@ -409,6 +446,20 @@ int fdn_agg__changed(fdn_aggregator *agg, const char *path)
 	return fdn__error_set(FDN_EIO, FDN_ERRCLASS_FEDAVG,
 		"%s: the file changed while it was folded in (%s); the aggregator "
 		"cannot be used any more", path, fdn_error_last()->message);
+}
+
+/* The first update's single pass (see fold_first). */
+static int span_fold_first(void *ctx, size_t ti, size_t first, size_t n,
+	uint64_t offset, const unsigned char *const *ptrs)
+{
+	one_file *f = ctx;
+	const fdn_agg__tensor *t = &f->agg->t[ti];
+
+	(void)offset;
+	if (fdn_fedavg__fold_checked(f->agg->sums[ti] + first, ptrs[0], t->g->dtype, n,
+			f->weight, true))
+		return fdn_agg__check_values(t, ptrs[0], first, n, f->path);
+	return 0;
 }
 
 static int span_fold(void *ctx, size_t ti, size_t first, size_t n, uint64_t offset,
@@ -488,8 +539,11 @@ static int add_file_stream(fdn_aggregator *agg, one_file *f, int form)
 		fdn_agg__reader r = { agg, 1, &f->fd, &f->data_start, &f->path, &agg->chunk,
 			&ptr, FDN_AGG__CHUNK, NULL, NULL, f };
 
-		if ((rc = fdn_agg__stream(&r, agg->data_bytes, span_check)) < 0 ||
-		    (rc = fdn_agg__stream(&r, agg->data_bytes, span_fold)) < 0)
+		if (f->first)
+			rc = fdn_agg__stream(&r, agg->data_bytes, span_fold_first);
+		else if ((rc = fdn_agg__stream(&r, agg->data_bytes, span_check)) == 0)
+			rc = fdn_agg__stream(&r, agg->data_bytes, span_fold);
+		if (rc < 0)
 			return rc;
 	}
 	fdn_agg__commit(agg, f->weight, form);

@@ -136,6 +136,11 @@ size_t fdn_fedavg__find_nonfinite(const void *x, int dtype, size_t n);
 void fdn_fedavg__fold(double *acc, const void *x, int dtype, size_t n,
 	double w, bool first);
 
+/* The fold, and true when any of the @p n values is NaN or infinite
+ * (they are folded all the same: for callers that can recompute). */
+bool fdn_fedavg__fold_checked(double *acc, const void *x, int dtype, size_t n,
+	double w, bool first);
+
 /* out[j] = x[j] as a double. */
 void fdn_fedavg__load(double *out, const void *x, int dtype, size_t n);
 

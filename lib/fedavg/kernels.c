@@ -233,10 +233,71 @@ size_t fdn_fedavg__find_nonfinite(const void *x, int dtype, size_t n)
 #define NOCONV(v) (v)
 #define LDF64(p) dbl_of(ld64(p))
 
+/* The fold and the check in one loop (see fdn_fedavg__fold_checked). */
+#define BAD(load, size, expmask, j) \
+	(uint32_t)((load(x + (size) * (j)) & (expmask)) == (expmask))
+
+#define DEFINE_FOLD_CHECKED(name, conv, load, size, bits, expmask)            \
+	static bool name(double *restrict acc, const unsigned char *restrict x, \
+		size_t n, double w, bool first)                               \
+	{                                                                     \
+		size_t q = n >= SPLIT_MIN ? n / 4 : 0;                        \
+		uint32_t any = 0;                                             \
+                                                                              \
+		if (first) {                                                  \
+			for (size_t j = 0; j < q; j++) {                      \
+				acc[j] = w * ELEM(conv, load, size, j);       \
+				acc[j + q] = w * ELEM(conv, load, size, j + q); \
+				acc[j + 2 * q] = w * ELEM(conv, load, size, j + 2 * q); \
+				acc[j + 3 * q] = w * ELEM(conv, load, size, j + 3 * q); \
+				any |= BAD(bits, size, expmask, j) | BAD(bits, size, expmask, j + q) | \
+					BAD(bits, size, expmask, j + 2 * q) | \
+					BAD(bits, size, expmask, j + 3 * q);  \
+			}                                                     \
+			for (size_t j = 4 * q; j < n; j++) {                  \
+				acc[j] = w * ELEM(conv, load, size, j);       \
+				any |= BAD(bits, size, expmask, j);           \
+			}                                                     \
+		} else {                                                      \
+			for (size_t j = 0; j < q; j++) {                      \
+				acc[j] += w * ELEM(conv, load, size, j);      \
+				acc[j + q] += w * ELEM(conv, load, size, j + q); \
+				acc[j + 2 * q] += w * ELEM(conv, load, size, j + 2 * q); \
+				acc[j + 3 * q] += w * ELEM(conv, load, size, j + 3 * q); \
+				any |= BAD(bits, size, expmask, j) | BAD(bits, size, expmask, j + q) | \
+					BAD(bits, size, expmask, j + 2 * q) | \
+					BAD(bits, size, expmask, j + 3 * q);  \
+			}                                                     \
+			for (size_t j = 4 * q; j < n; j++) {                  \
+				acc[j] += w * ELEM(conv, load, size, j);      \
+				any |= BAD(bits, size, expmask, j);           \
+			}                                                     \
+		}                                                             \
+		return any != 0;                                              \
+	}
+
+
 DEFINE_FOLD(fold_f16, f16_to_double, ld16, 2)
 DEFINE_FOLD(fold_bf16, bf16_to_double, ld16, 2)
 DEFINE_FOLD(fold_f32, f32_to_double, ld32, 4)
 DEFINE_FOLD(fold_f64, NOCONV, LDF64, 8)
+
+DEFINE_FOLD_CHECKED(foldc_f16, f16_to_double, ld16, 2, ld16, 0x7c00u)
+DEFINE_FOLD_CHECKED(foldc_bf16, bf16_to_double, ld16, 2, ld16, 0x7f80u)
+DEFINE_FOLD_CHECKED(foldc_f32, f32_to_double, ld32, 4, ld32, 0x7f800000u)
+DEFINE_FOLD_CHECKED(foldc_f64, NOCONV, LDF64, 8, LDHI32, 0x7ff00000u)
+
+bool fdn_fedavg__fold_checked(double *acc, const void *x, int dtype, size_t n,
+	double w, bool first)
+{
+	switch (dtype) {
+	case FDN_DTYPE_F16: return foldc_f16(acc, x, n, w, first);
+	case FDN_DTYPE_BF16: return foldc_bf16(acc, x, n, w, first);
+	case FDN_DTYPE_F32: return foldc_f32(acc, x, n, w, first);
+	case FDN_DTYPE_F64: return foldc_f64(acc, x, n, w, first);
+	default: return true;
+	}
+}
 
 void fdn_fedavg__fold(double *acc, const void *x, int dtype, size_t n,
 	double w, bool first)

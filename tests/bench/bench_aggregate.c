@@ -7,13 +7,14 @@
  *    past this machine's caches), one core: the bandwidth a fold can hope
  *    for;
  *  - fdn_aggregator_add on mapped, pre-faulted models (in memory) and
- *    fdn_aggregator_add_file on the same files (in the page cache), then
- *    finish / finish_file: seconds, GB/s of update bytes folded, memory
- *    traffic as a fraction of the triad's;
+ *    fdn_aggregator_add_file on the same files (in the page cache), one
+ *    update at a time, and the same through fdn_aggregator_add_batch and
+ *    fdn_aggregator_add_files, then finish / finish_file: seconds, GB/s
+ *    of update bytes folded, memory traffic as a fraction of the triad's;
  *  - the split of an add between its check pass and its fold (internal
  *    kernels called directly);
  *  - peak RSS (VmHWM) of a fresh child process aggregating K = 50 files,
- *    over its baseline (library and global model loaded);
+ *    over its baseline (library and global model loaded), three ways;
  *  - a numpy re-implementation of Flower's aggregate() with the same K
  *    and sizes (tests/bench/bench_aggregate_numpy.py, Debian's python3),
  *    its time and peak RSS.
@@ -236,15 +237,21 @@ static void path_of(char *out, size_t size, int k)
 		snprintf(out, size, "%s/u%02d.safetensors", dir, k);
 }
 
-static double weight_of(int k)
-{
-	return 50.0 + (double)((k * 37) % 450);
-}
-
 typedef struct timing {
 	double add, finish;   /* medians, seconds */
 	double cpu_share;     /* CPU seconds / wall seconds over the adds */
 } timing;
+
+/* How the updates go in. */
+enum { M_ADD, M_ADD_FILE, M_BATCH, M_FILES, NMODES };
+static const char *const mode_names[NMODES] = {
+	"add", "add_file", "add_batch", "add_files"
+};
+
+static bool mode_files(int mode)
+{
+	return mode == M_ADD_FILE || mode == M_FILES;
+}
 
 /* This process's CPU time: on a shared machine, wall time minus this is
  * time the scheduler gave to someone else. */
@@ -257,11 +264,41 @@ static double cpu_now(void)
 		(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
+static char paths[MAX_K][300];
+static const char *path_ptrs[MAX_K];
+static double weights[MAX_K];
+
+/* Adds updates 0..k-1 the way @p mode says. */
+static void add_updates(fdn_aggregator *agg, fdn_model *const *models, int k, int mode)
+{
+	int rc = 0;
+
+	switch (mode) {
+	case M_ADD:
+		for (int i = 0; rc == 0 && i < k; i++)
+			rc = fdn_aggregator_add(agg, models[i], weights[i], FDN_UPDATE_WEIGHTS);
+		break;
+	case M_ADD_FILE:
+		for (int i = 0; rc == 0 && i < k; i++)
+			rc = fdn_aggregator_add_file(agg, paths[i], weights[i], FDN_UPDATE_WEIGHTS);
+		break;
+	case M_BATCH:
+		rc = fdn_aggregator_add_batch(agg, (size_t)k, (const fdn_model *const *)models,
+			weights, NULL, NULL);
+		break;
+	default:
+		rc = fdn_aggregator_add_files(agg, (size_t)k, path_ptrs, weights, NULL, NULL);
+		break;
+	}
+	if (rc < 0)
+		die(mode_names[mode]);
+}
+
 static timing run_lib(const fdn_model *global, fdn_model *const *models, int k,
-	bool files, int reps)
+	int mode, int reps)
 {
 	double add[16], fin[16], cpu = 0, wall = 0;
-	char path[300], out[300];
+	char out[300];
 	timing r;
 
 	snprintf(out, sizeof(out), "%s/next.safetensors", dir);
@@ -272,27 +309,16 @@ static timing run_lib(const fdn_model *global, fdn_model *const *models, int k,
 
 		if (fdn_aggregator_new(&agg, global, NULL, NULL) < 0)
 			die("fdn_aggregator_new");
-		for (int i = 0; i < k; i++) {
-			int rc;
-
-			if (files) {
-				path_of(path, sizeof(path), i);
-				rc = fdn_aggregator_add_file(agg, path, weight_of(i), FDN_UPDATE_WEIGHTS);
-			} else {
-				rc = fdn_aggregator_add(agg, models[i], weight_of(i), FDN_UPDATE_WEIGHTS);
-			}
-			if (rc < 0)
-				die("add");
-		}
+		add_updates(agg, models, k, mode);
 		t1 = bench_now();
 		cpu += cpu_now() - c0;
 		wall += t1 - t0;
-		if ((files ? fdn_aggregator_finish_file(agg, out, NULL)
-			   : fdn_aggregator_finish(agg, &next, NULL)) < 0)
+		if ((mode_files(mode) ? fdn_aggregator_finish_file(agg, out, NULL)
+				      : fdn_aggregator_finish(agg, &next, NULL)) < 0)
 			die("finish");
 		fin[rep] = bench_now() - t1;
 		add[rep] = t1 - t0;
-		if (!files)
+		if (!mode_files(mode))
 			fdn_model_free(next);
 		fdn_aggregator_free(agg);
 	}
@@ -323,7 +349,7 @@ static void split(fdn_model *const *models, int k, double *check_s, double *fold
 				size_t n = models[i]->tensors[t].nbytes / 4;
 
 				fdn_fedavg__fold(s, models[i]->tensors[t].data, FDN_DTYPE_F32, n,
-					weight_of(i), i == 0);
+					weights[i], i == 0);
 				s += n;
 			}
 		}
@@ -336,16 +362,29 @@ static void split(fdn_model *const *models, int k, double *check_s, double *fold
 	*fold_s = bench_median(f, 3) / k;
 }
 
-/* Bytes moved to and from memory by an add of k updates: each update is
- * read by the check pass and by the fold (4 + 4 bytes a parameter), the
+/* Bytes moved to and from memory to add k updates, STREAM's convention
+ * (no write-allocate traffic counted).  One by one, each update is read
+ * by the check pass and by the fold (4 + 4 bytes a parameter) and the
  * sums are written by the first (8) and read and written by the others
- * (16).  STREAM's convention: no write-allocate traffic counted. */
-static double traffic(int k)
+ * (16).  In a batch each update is read once (4) and the sums, kept in
+ * cache block by block, are written once (8). */
+static double traffic(int k, int mode)
 {
+	if (mode == M_BATCH || mode == M_FILES)
+		return (double)params * (4.0 * k + 8.0);
 	return (double)params * (16.0 + 24.0 * (k - 1));
 }
 
 /* --- child processes ------------------------------------------------------------ */
+
+static void setup_names(void)
+{
+	for (int k = 0; k < MAX_K; k++) {
+		path_of(paths[k], sizeof(paths[k]), k);
+		path_ptrs[k] = paths[k];
+		weights[k] = 50.0 + (double)((k * 37) % 450);
+	}
+}
 
 static int rss_child(const char *mode, const char *d, int k)
 {
@@ -353,9 +392,9 @@ static int rss_child(const char *mode, const char *d, int k)
 	fdn_aggregator *agg;
 	long long base, peak;
 	char path[300];
-	bool files = strcmp(mode, "file") == 0;
 
 	snprintf(dir, sizeof(dir), "%s", d);
+	setup_names();
 	if (fdn_init() < 0)
 		die("fdn_init");
 	path_of(path, sizeof(path), -1);
@@ -366,30 +405,27 @@ static int rss_child(const char *mode, const char *d, int k)
 	reset_peak();
 	if (fdn_aggregator_new(&agg, global, NULL, NULL) < 0)
 		die("fdn_aggregator_new");
-	for (int i = 0; i < k; i++) {
-		path_of(path, sizeof(path), i);
-		if (files) {
-			if (fdn_aggregator_add_file(agg, path, weight_of(i), 0) < 0)
-				die("add_file");
-		} else {
+	if (strcmp(mode, "memory") == 0) {
+		for (int i = 0; i < k; i++) {
 			fdn_model *u;
 
-			if (fdn_model_read_file(&u, path, 0) < 0 ||
-			    fdn_aggregator_add(agg, u, weight_of(i), 0) < 0)
+			if (fdn_model_read_file(&u, paths[i], 0) < 0 ||
+			    fdn_aggregator_add(agg, u, weights[i], 0) < 0)
 				die("add");
 			fdn_model_free(u);
 		}
-	}
-	if (files) {
-		snprintf(path, sizeof(path), "%s/next-rss.safetensors", dir);
-		if (fdn_aggregator_finish_file(agg, path, NULL) < 0)
-			die("finish_file");
 	} else {
+		add_updates(agg, NULL, k, strcmp(mode, "files") == 0 ? M_FILES : M_ADD_FILE);
+	}
+	snprintf(path, sizeof(path), "%s/next-rss.safetensors", dir);
+	if (strcmp(mode, "memory") == 0) {
 		fdn_model *next;
 
 		if (fdn_aggregator_finish(agg, &next, NULL) < 0)
 			die("finish");
 		fdn_model_free(next);
+	} else if (fdn_aggregator_finish_file(agg, path, NULL) < 0) {
+		die("finish_file");
 	}
 	peak = status_bytes("VmHWM");
 	printf("rss base=%lld peak=%lld\n", base, peak);
@@ -429,16 +465,21 @@ static double field(const char *line, const char *key)
 
 int main(int argc, char **argv)
 {
+	static const char *const rss_modes[3] = { "file", "files", "memory" };
+	static const char *const rss_what[3] = {
+		"add_file + finish_file", "add_files + finish_file",
+		"add (mapped, one at a time) + finish"
+	};
 	const char *python = argc > 2 ? argv[1] : "/usr/bin/python3";
 	const char *script = argc > 2 ? argv[2] : NULL;
 	bool quick = getenv("FDN_BENCH_QUICK") != NULL;
 	size_t triad_n = quick ? (size_t)8 << 20 : (size_t)64 << 20;
 	fdn_model *global, *models[MAX_K];
 	double triad_med, triad_best, model_mb;
-	timing mem[2], file[2];
+	timing tm[2][NMODES];
 	double check_s, fold_s, np_t[2] = { -1, -1 }, np_peak[2] = { -1, -1 };
 	double np_inputs[2] = { 0, 0 }, np_base[2] = { 0, 0 };
-	long long rss_base[2], rss_peak[2];
+	long long rss_base[3], rss_peak[3];
 	char path[300], self[PATH_MAX], cmd[2048];
 	ssize_t sl;
 
@@ -463,6 +504,7 @@ int main(int argc, char **argv)
 	snprintf(dir, sizeof(dir), "/tmp/fdn-bench-agg-XXXXXX");
 	if (!mkdtemp(dir))
 		die("mkdtemp");
+	setup_names();
 	{
 		double t0 = bench_now();
 
@@ -482,31 +524,27 @@ int main(int argc, char **argv)
 		die("read global");
 	prefault(global);
 	for (int k = 0; k < MAX_K; k++) {
-		path_of(path, sizeof(path), k);
-		if (fdn_model_read_file(&models[k], path, 0) < 0)
+		if (fdn_model_read_file(&models[k], paths[k], 0) < 0)
 			die("read update");
 		prefault(models[k]);
 	}
 
-	/* 3. The library: in memory, then from the files. */
+	/* 3. The library, every way in, K = 10 then 50. */
 	for (int i = 0; i < 2; i++) {
 		int k = ks[i], reps = k > 10 ? 3 : 5;
 		double ub = (double)k * (double)params * 4;
 
-		mem[i] = run_lib(global, models, k, false, reps);
-		file[i] = run_lib(global, models, k, true, reps);
-		printf("K=%2d add      : %7.3f s (%.1f ms/update), %.2f GB/s of updates, "
-			"traffic %.2f GB/s = %.0f%% of triad; finish %.3f s; cpu %.0f%%\n", k,
-			mem[i].add, mem[i].add / k * 1e3, ub / mem[i].add / 1e9,
-			traffic(k) / mem[i].add / 1e9,
-			100 * traffic(k) / mem[i].add / 1e9 / triad_med, mem[i].finish,
-			100 * mem[i].cpu_share);
-		printf("K=%2d add_file : %7.3f s (%.1f ms/update), %.2f GB/s of updates, "
-			"traffic %.2f GB/s = %.0f%% of triad; finish_file %.3f s; cpu %.0f%%\n", k,
-			file[i].add, file[i].add / k * 1e3, ub / file[i].add / 1e9,
-			traffic(k) / file[i].add / 1e9,
-			100 * traffic(k) / file[i].add / 1e9 / triad_med, file[i].finish,
-			100 * file[i].cpu_share);
+		for (int m = 0; m < NMODES; m++) {
+			timing *t = &tm[i][m];
+
+			*t = run_lib(global, models, k, m, reps);
+			printf("K=%2d %-9s: %6.3f s (%5.1f ms/update), %5.2f GB/s of updates, "
+				"traffic %5.2f GB/s = %3.0f%% of triad; finish%s %.3f s; cpu %.0f%%\n",
+				k, mode_names[m], t->add, t->add / k * 1e3, ub / t->add / 1e9,
+				traffic(k, m) / t->add / 1e9,
+				100 * traffic(k, m) / t->add / 1e9 / triad_med,
+				mode_files(m) ? "_file" : "", t->finish, 100 * t->cpu_share);
+		}
 	}
 	{
 		/* Again, closer in time to the folds: on a shared machine the
@@ -515,14 +553,10 @@ int main(int argc, char **argv)
 		double med2, best2;
 
 		med2 = triad(triad_n, 7, &best2);
-		printf("STREAM triad again: median %.2f GB/s, best %.2f GB/s\n", med2, best2);
-		if (med2 > triad_med) {
-			printf("(fractions above were against %.2f GB/s; with %.2f GB/s: K=50 add %.0f%%, "
-				"add_file %.0f%%)\n", triad_med, med2,
-				100 * traffic(50) / mem[1].add / 1e9 / med2,
-				100 * traffic(50) / file[1].add / 1e9 / med2);
+		printf("STREAM triad again: median %.2f GB/s, best %.2f GB/s%s\n", med2, best2,
+			med2 > triad_med ? " (the reference from here on)" : "");
+		if (med2 > triad_med)
 			triad_med = med2;
-		}
 	}
 	split(models, 10, &check_s, &fold_s);
 	printf("one update, in memory: check pass %.1f ms (%.2f GB/s read), fold %.1f ms "
@@ -536,17 +570,16 @@ int main(int argc, char **argv)
 	/* 4. Peak RSS of a fresh process at K = 50. */
 	sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	self[sl > 0 ? sl : 0] = '\0';
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		const char *line;
 
 		snprintf(cmd, sizeof(cmd), "'%.1500s' --rss-child %s '%.300s' %d", self,
-			i ? "memory" : "file", dir, MAX_K);
+			rss_modes[i], dir, MAX_K);
 		line = run_line(cmd, "rss ");
 		rss_base[i] = (long long)field(line, "base=");
 		rss_peak[i] = (long long)field(line, "peak=");
 		printf("peak RSS, K=%d, %s: %.1f MB over a baseline of %.1f MB = %.2fx the "
-			"model (VmHWM %.1f MB)\n", MAX_K,
-			i ? "add (mapped, one at a time) + finish" : "add_file + finish_file",
+			"model (VmHWM %.1f MB)\n", MAX_K, rss_what[i],
 			(double)(rss_peak[i] - rss_base[i]) / 1e6, (double)rss_base[i] / 1e6,
 			(double)(rss_peak[i] - rss_base[i]) / 1e6 / model_mb,
 			(double)rss_peak[i] / 1e6);
@@ -563,14 +596,14 @@ int main(int argc, char **argv)
 		snprintf(cmd, sizeof(cmd), "'%s' '%s' %d %d %d", python, script, ks[i],
 			ks[i] > 10 ? 2 : 3, scale);
 		line = run_line(cmd, "numpy ");
-		np_t[i] = field(line, "median_s=");
-		np_peak[i] = field(line, "peak_rss=");
-		np_base[i] = field(line, "base_rss=");
-		np_inputs[i] = field(line, "inputs_bytes=");
 		if (!line) {
 			printf("numpy K=%d: failed\n", ks[i]);
 			continue;
 		}
+		np_t[i] = field(line, "median_s=");
+		np_peak[i] = field(line, "peak_rss=");
+		np_base[i] = field(line, "base_rss=");
+		np_inputs[i] = field(line, "inputs_bytes=");
 		printf("numpy (Flower-style) K=%2d: %7.3f s (median of %d, fastest %.3f s); peak RSS "
 			"%.2f GB (inputs %.2f GB, %.2f GB over them)\n", ks[i], np_t[i],
 			ks[i] > 10 ? 2 : 3, field(line, "min_s="), np_peak[i] / 1e9,
@@ -578,24 +611,37 @@ int main(int argc, char **argv)
 	}
 
 	/* 6. Summary against the targets. */
-	printf("\nsummary (same run; medians):\n");
+	printf("\nsummary (same run; medians; times are add + finish):\n");
 	for (int i = 0; i < 2; i++) {
-		double lib = mem[i].add + mem[i].finish, lf = file[i].add + file[i].finish;
+		if (np_t[i] <= 0)
+			continue;
+		printf("  K=%2d: numpy %.3f s;", ks[i], np_t[i]);
+		for (int m = 0; m < NMODES; m++) {
+			double t = tm[i][m].add + tm[i][m].finish;
 
-		if (np_t[i] > 0)
-			printf("  K=%2d: numpy %.3f s; library add+finish %.3f s = x%.1f faster, "
-				"add_file+finish_file %.3f s = x%.1f faster\n", ks[i], np_t[i], lib,
-				np_t[i] / lib, lf, np_t[i] / lf);
+			printf(" %s %.3f s (x%.1f)", mode_names[m], t, np_t[i] / t);
+		}
+		printf("\n");
 	}
-	printf("  target >= 5x numpy at K=50: %s\n",
-		np_t[1] > 0 ? (np_t[1] / (mem[1].add + mem[1].finish) >= 5 ? "met" : "NOT met")
-			    : "not measured");
-	printf("  target >= 50%% of triad bandwidth (add, K=50): %.0f%% %s\n",
-		100 * traffic(50) / mem[1].add / 1e9 / triad_med,
-		traffic(50) / mem[1].add / 1e9 >= 0.5 * triad_med ? "met" : "NOT met");
-	printf("  target peak RSS <= 3x model at K=50 (add_file): %.2fx %s\n",
-		(double)(rss_peak[0] - rss_base[0]) / 1e6 / model_mb,
-		(double)(rss_peak[0] - rss_base[0]) / 1e6 <= 3 * model_mb ? "met" : "NOT met");
+	if (np_t[1] > 0)
+		for (int m = 0; m < NMODES; m++) {
+			double r = np_t[1] / (tm[1][m].add + tm[1][m].finish);
+
+			printf("  target >= 5x numpy at K=50, %-9s: x%.1f %s\n", mode_names[m], r,
+				r >= 5 ? "met" : "NOT met");
+		}
+	for (int m = 0; m < NMODES; m++) {
+		double f = traffic(50, m) / tm[1][m].add / 1e9 / triad_med;
+
+		printf("  target >= 50%% of triad bandwidth at K=50, %-9s: %.0f%% %s\n",
+			mode_names[m], 100 * f, f >= 0.5 ? "met" : "NOT met");
+	}
+	for (int i = 0; i < 2; i++) {
+		double x = (double)(rss_peak[i] - rss_base[i]) / 1e6 / model_mb;
+
+		printf("  target peak RSS <= 3x model at K=50, %s: %.2fx %s\n", rss_what[i], x,
+			x <= 3 ? "met" : "NOT met");
+	}
 	fdn_shutdown();
 	return 0;
 }

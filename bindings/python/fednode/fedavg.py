@@ -5,6 +5,7 @@ import os
 
 from . import _lib
 from ._handle import Handle
+from .errors import FednodeError
 from .model import Model
 
 lib = _lib.lib
@@ -85,6 +86,45 @@ class Aggregator(Handle):
         """As :meth:`add`, reading a safetensors file in bounded chunks."""
         lib.fdn_aggregator_add_file(self._handle(), os.fsencode(path), float(weight),
                                     self._form(form))
+
+    def _arrays(self, n, weights, forms):
+        if len(weights) != n:
+            raise ValueError(f"{n} updates but {len(weights)} weights")
+        if isinstance(forms, (str, int)):
+            forms = [forms] * n
+        if len(forms) != n:
+            raise ValueError(f"{n} updates but {len(forms)} forms")
+        return ((ctypes.c_double * n)(*[float(w) for w in weights]),
+                (ctypes.c_int * n)(*[self._form(f) for f in forms]),
+                (ctypes.c_int * n)())
+
+    def _batch(self, fn, items, weights, forms):
+        """Runs a batch call; raises for the first rejected update (after
+        the valid ones were folded in) with ``statuses`` (one code per
+        update) on the exception."""
+        n = len(items)
+        w, f, status = self._arrays(n, weights, forms)
+        try:
+            fn(self._handle(), n, items, w, f, status)
+        except FednodeError as exc:
+            exc.statuses = list(status)
+            raise
+        return list(status)
+
+    def add_batch(self, updates, weights, forms="weights"):
+        """Folds in several updates at once (the same result as
+        :meth:`add` on each, faster as the round's first updates).
+        ``forms`` is one form for all or one per update.  Returns the
+        list of status codes (all 0); when some are rejected the valid
+        ones are still folded in and the first rejection is raised, with
+        every code in its ``statuses`` attribute."""
+        ptrs = (ctypes.c_void_p * len(updates))(*[u._handle().value for u in updates])
+        return self._batch(lib.fdn_aggregator_add_batch, ptrs, weights, forms)
+
+    def add_files(self, paths, weights, forms="weights"):
+        """As :meth:`add_batch` for safetensors files."""
+        names = (ctypes.c_char_p * len(paths))(*[os.fsencode(p) for p in paths])
+        return self._batch(lib.fdn_aggregator_add_files, names, weights, forms)
 
     def __len__(self):
         return lib.fdn_aggregator_count(self._handle())

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fednode
+from fednode import errors as fedavg_errors
 from fednode import fedavg
 
 SHAPES = {"conv.weight": (4, 3, 2), "conv.bias": (4,), "fc.weight": (5, 6),
@@ -96,7 +97,7 @@ def assert_close(actual, expected, what):
                                    err_msg=f"{what}: tensor {name}")
 
 
-def run_rounds(strategy, k, forms, dtype, rounds=3, seed=0, **hp_over):
+def run_rounds(strategy, k, forms, dtype, rounds=3, seed=0, batch=False, **hp_over):
     rng = np.random.default_rng(seed)
     hp = dict(DEFAULTS, **hp_over)
     x_ref = cast({n: rng.normal(size=s) for n, s in SHAPES.items()}, dtype)
@@ -118,8 +119,12 @@ def run_rounds(strategy, k, forms, dtype, rounds=3, seed=0, **hp_over):
         kwargs = {key: value for key, value in hp_over.items()}
         agg = fednode.Aggregator(global_model, state=state_model, strategy=strategy,
                                  **kwargs)
-        for model, (_, weight, form) in zip(models, updates):
-            agg.add(model, weight, form)
+        if batch:
+            assert agg.add_batch(models, [w for _, w, _ in updates],
+                                 [f for _, _, f in updates]) == [0] * k
+        else:
+            for model, (_, weight, form) in zip(models, updates):
+                agg.add(model, weight, form)
         assert len(agg) == k
         new_model, new_state = agg.finish()
         agg.close()
@@ -159,6 +164,12 @@ def test_against_numpy(strategy, k, forms):
 
 
 @pytest.mark.parametrize("strategy", fedavg.STRATEGIES)
+def test_against_numpy_batch(strategy):
+    run_rounds(strategy, 5, ("weights", "delta"), np.float32, seed=11, batch=True,
+               **({"trim": 0.2} if strategy == "trimmed-mean" else {}))
+
+
+@pytest.mark.parametrize("strategy", fedavg.STRATEGIES)
 def test_against_numpy_f64_and_options(strategy):
     hp = {"server_lr": 0.3, "momentum": 0.5, "beta1": 0.8, "beta2": 0.95, "tau": 0.01,
           "trim": 0.25}
@@ -193,6 +204,37 @@ def test_add_file_matches_add(tmp_path):
         np.testing.assert_array_equal(m1[n], m2[n])
         np.testing.assert_array_equal(s1["m/" + n], s2["m/" + n])
         np.testing.assert_array_equal(s1["v/" + n], s2["v/" + n])
+
+
+def test_batches(tmp_path):
+    rng = np.random.default_rng(2)
+    g = make_model({"w": rng.normal(size=(200, 700)), "b": rng.normal(size=3)})
+    ups = [make_model({"w": rng.normal(size=(200, 700)), "b": rng.normal(size=3)})
+           for _ in range(4)]
+    paths = []
+    for i, u in enumerate(ups):
+        paths.append(tmp_path / f"u{i}.safetensors")
+        u.write(paths[-1])
+    weights = [5, 1, 2, 8]
+    one = fednode.Aggregator(g, strategy="fedadam")
+    for u, w in zip(ups, weights):
+        one.add(u, w)
+    ref, ref_state = one.finish()
+    many = fednode.Aggregator(g, strategy="fedadam")
+    assert many.add_files(paths, weights) == [0, 0, 0, 0]
+    out, state = many.finish()
+    for n in ("w", "b"):
+        np.testing.assert_array_equal(ref[n], out[n])
+        np.testing.assert_array_equal(ref_state["v/" + n], state["v/" + n])
+
+    bad = make_model({"w": np.full((200, 700), np.inf), "b": np.zeros(3)})
+    agg = fednode.Aggregator(g)
+    with pytest.raises(fednode.InvalidError, match=r"update 1: tensor 'w': infinity") as e:
+        agg.add_batch([ups[0], bad, ups[2]], [1, 1, 1], ["weights", "delta", "weights"])
+    assert e.value.statuses == [0, fedavg_errors.EINVALID, 0]
+    assert len(agg) == 2
+    with pytest.raises(ValueError):
+        agg.add_batch([ups[0]], [1, 2])
 
 
 def test_errors(tmp_path):
