@@ -6,7 +6,9 @@ once.  Written for this benchmark from that description.
 
 usage: bench_aggregate_numpy.py K REPS [SCALE]
 Prints one line: "numpy K=<K> params=<P> median_s=<t> min_s=<t>
-inputs_bytes=<b> base_rss=<b> peak_rss=<b>".  Peak RSS is VmHWM during
+inputs_bytes=<b> base_rss=<b> peak_rss=<b> runs_s=<t>,<t>,...".  The first
+run page-faults its fresh arrays in; later ones reuse freed memory, as a
+long-running server would.  Peak RSS is VmHWM during
 the timed calls, reset after the inputs were built (/proc/self/clear_refs).
 
 Copyright the libfednode authors. SPDX-License-Identifier: Apache-2.0
@@ -80,7 +82,7 @@ def main():
     peak = status("VmHWM")
     print(f"numpy K={k} params={params} median_s={statistics.median(times):.6f} "
           f"min_s={min(times):.6f} inputs_bytes={params * 4 * k} base_rss={base} "
-          f"peak_rss={peak}", flush=True)
+          f"peak_rss={peak} runs_s={','.join(f'{t:.3f}' for t in times)}", flush=True)
 
 
 if __name__ == "__main__":
