@@ -123,6 +123,45 @@ FDN_EXTERN(int) fdn_aggregator_add(fdn_aggregator *agg, const fdn_model *update,
 FDN_EXTERN(int) fdn_aggregator_add_file(fdn_aggregator *agg, const char *path,
 	double weight, int form);
 
+/**
+ * Folds in @p n updates at once: exactly what fdn_aggregator_add() on
+ * each in turn would do (the same sums bit for bit, the same
+ * rejections, each update accepted or rejected on its own), but faster
+ * when the updates are at hand together, as at a round's deadline.
+ *
+ * When these are the round's first updates (fdn_aggregator_count() is 0)
+ * of a streaming strategy, the model is walked once, block by block:
+ * each block of every update is checked, then folded while the block of
+ * sums is still in cache, so an update's bytes are read once and the
+ * sums are not swept again for every update.  (A rejected update's
+ * blocks that were already folded are then recomputed from the others.)
+ * Otherwise, and for the robust strategies, it is the plain loop.
+ *
+ * @param updates @p n models; @p weights their weights; @p forms their
+ *        ::fdn_update_form, or NULL for all FDN_UPDATE_WEIGHTS.
+ * @param status_out NULL, or @p n entries: 0 or the error code each
+ *        update got.
+ * @return 0 when every update was accepted; otherwise the code of the
+ *         first rejected one (by position), with its message ("update 3:
+ *         tensor 'w': NaN at index 7"); the valid ones are folded in all
+ *         the same.  FDN_EINVALID for bad arguments (nothing folded,
+ *         @p status_out untouched).
+ */
+FDN_EXTERN(int) fdn_aggregator_add_batch(fdn_aggregator *agg, size_t n,
+	const fdn_model *const *updates, const double *weights, const int *forms,
+	int *status_out);
+
+/**
+ * As fdn_aggregator_add_batch() for safetensors files, read in bounded
+ * chunks with pread (all of them in lockstep: about 8 MiB of buffers in
+ * all, at most 64 files open at a time; past 64 files, or after earlier
+ * updates, the rest are added one by one).  A file that cannot be read
+ * is rejected like an invalid one (FDN_ENOTFOUND, FDN_EIO, FDN_EFORMAT).
+ */
+FDN_EXTERN(int) fdn_aggregator_add_files(fdn_aggregator *agg, size_t n,
+	const char *const *paths, const double *weights, const int *forms,
+	int *status_out);
+
 /** Number of updates folded in so far. */
 FDN_EXTERN(size_t) fdn_aggregator_count(const fdn_aggregator *agg);
 

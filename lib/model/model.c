@@ -257,6 +257,35 @@ int fdn_model_add_tensor(fdn_model *model, const char *name, int dtype,
 	return 0;
 }
 
+int fdn_model__add_uninit(fdn_model *m, const char *name, int dtype,
+	size_t ndim, const uint64_t *shape, void **data_out)
+{
+	uint64_t nbytes;
+	char *copy;
+	void *owned = NULL;
+	int rc;
+
+	*data_out = NULL;
+	if (ndim > FDN_MODEL_MAX_DIMS || !fdn_dtype_size(dtype) ||
+	    !fdn_model__byte_size(dtype, ndim, shape, &nbytes) || nbytes > SIZE_MAX)
+		return fdn__error_set(FDN_EINVALID, FDN_ERRCLASS_MODEL,
+			"tensor '%.200s': bad dtype or shape", name);
+	if (!(copy = fdn__strdup(name)))
+		return fdn__error_oom();
+	if (nbytes && !(owned = fdn__malloc((size_t)nbytes))) {
+		fdn__free(copy);
+		return fdn__error_oom();
+	}
+	if ((rc = fdn_model__push(m, copy, dtype, ndim, shape, owned, (size_t)nbytes)) < 0) {
+		fdn__free(copy);
+		fdn__free(owned);
+		return rc;
+	}
+	m->tensors[m->ntensors - 1].owned = owned;
+	*data_out = owned;
+	return 0;
+}
+
 /* --- metadata ------------------------------------------------------------- */
 
 static fdn_model__meta *meta_find(const fdn_model *m, const char *key)

@@ -44,4 +44,26 @@ bool fdn_model__utf8_ok(const char *s);
 bool fdn_model__byte_size(int dtype, size_t ndim, const uint64_t *shape,
 	uint64_t *out);
 
+/* --- for modules that produce or stream models (lib/fedavg) ----------- */
+
+/* Appends a tensor whose data the model allocates but leaves
+ * uninitialised; *data_out receives it (NULL for 0 bytes).  @p name is
+ * copied and must be valid and unique (the caller's job: no lookup). */
+int fdn_model__add_uninit(fdn_model *m, const char *name, int dtype,
+	size_t ndim, const uint64_t *shape, void **data_out);
+
+/* The safetensors header of @p m (length prefix, JSON padded to 8) as
+ * fdn_model_write_file() writes it, and the size of the data after it:
+ * write these, then each tensor's bytes in model order. */
+int fdn_model__header(fdn_buf *out, const fdn_model *m, size_t *data_size);
+
+/* Reads and validates only the header of the safetensors file open on
+ * @p fd (@p file_size bytes; @p path for messages), as
+ * fdn_model_read_file() would.  The model's tensors carry names, dtypes,
+ * shapes and byte counts but no data (fdn_model__tensor::data is NULL):
+ * it must not reach the public functions that read data.  Tensors are in
+ * data order and tile the data, which starts at *data_start. */
+int fdn_model__read_header(fdn_model **out, uint64_t *data_start, int fd,
+	const char *path, uint64_t file_size);
+
 #endif

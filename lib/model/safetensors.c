@@ -187,8 +187,10 @@ static int build(fdn_model *m, const parse *p, json_t *root)
 			rc = fdn__error_oom();
 			goto out;
 		}
+		/* A header-only parse (p->data NULL) leaves the data out. */
 		if ((rc = fdn_model__push(m, name, es[i].dtype, es[i].ndim, es[i].shape,
-				p->data + es[i].begin, (size_t)(es[i].end - es[i].begin))) < 0) {
+				p->data ? p->data + es[i].begin : NULL,
+				(size_t)(es[i].end - es[i].begin))) < 0) {
 			fdn__free(name);
 			goto out;
 		}
@@ -198,50 +200,112 @@ out:
 	return rc;
 }
 
-/* Parses @p size bytes at @p bytes; @p data_base is where the data section
- * lives for the model (the same bytes, or a copy of the section). */
+/* Checks the 8-byte length prefix of an image of @p size bytes. */
+static int check_header_length(const char *src, uint64_t hlen, uint64_t size)
+{
+	if (size < 8)
+		return BAD(NULL, "%s: %llu bytes is too short for a safetensors header length",
+			src, (unsigned long long)size);
+	if (hlen > FDN_MODEL_HEADER_MAX)
+		return BAD(NULL, "%s: header length %llu exceeds the limit of %llu bytes", src,
+			(unsigned long long)hlen, (unsigned long long)FDN_MODEL_HEADER_MAX);
+	if (hlen > size - 8)
+		return BAD(NULL, "%s: header length %llu runs past the end (%llu bytes)", src,
+			(unsigned long long)hlen, (unsigned long long)size);
+	return 0;
+}
+
+/* Parses the JSON header @p text (@p hlen bytes) of an image whose data
+ * section is @p p->data_size bytes at @p p->data (NULL: header only).
+ * With @p copy_data the model gets its own copy of the data first. */
+static int parse_json(fdn_model *m, parse *p, const char *text, uint64_t hlen,
+	bool copy_data)
+{
+	json_error_t err;
+	json_t *root;
+	int rc;
+
+	if (hlen < 2 || text[0] != '{')
+		return BAD(p, "%s: header does not start with '{'", p->src);
+	root = json_loadb(text, (size_t)hlen, JSON_REJECT_DUPLICATES, &err);
+	if (!root)
+		return BAD(p, "%s: invalid JSON header at byte %d: %s", p->src,
+			err.position, err.text);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return BAD(p, "%s: header is not a JSON object", p->src);
+	}
+	if (copy_data && p->data_size) {
+		if (!(m->block = fdn__malloc((size_t)p->data_size))) {
+			json_decref(root);
+			return fdn__error_oom();
+		}
+		memcpy(m->block, p->data, (size_t)p->data_size);
+		p->data = m->block;
+	}
+	rc = build(m, p, root);
+	json_decref(root);
+	return rc;
+}
+
+/* Parses @p size bytes at @p bytes; with @p copy_data the model gets its
+ * own copy of the data section, else the tensors view @p bytes. */
 static int parse_image(fdn_model *m, const char *src, const unsigned char *bytes,
 	size_t size, bool copy_data)
 {
 	parse p = { src, NULL, 0 };
-	json_error_t err;
-	json_t *root;
-	uint64_t hlen;
+	uint64_t hlen = size >= 8 ? le64(bytes) : 0;
 	int rc;
 
-	if (size < 8)
-		return BAD(&p, "%s: %zu bytes is too short for a safetensors header length",
-			src, size);
-	hlen = le64(bytes);
-	if (hlen > FDN_MODEL_HEADER_MAX)
-		return BAD(&p, "%s: header length %llu exceeds the limit of %llu bytes", src,
-			(unsigned long long)hlen, (unsigned long long)FDN_MODEL_HEADER_MAX);
-	if (hlen > size - 8)
-		return BAD(&p, "%s: header length %llu runs past the end (%zu bytes)", src,
-			(unsigned long long)hlen, size);
-	if (hlen < 2 || bytes[8] != '{')
-		return BAD(&p, "%s: header does not start with '{'", src);
+	if ((rc = check_header_length(src, hlen, size)) < 0)
+		return rc;
 	p.data_size = size - 8 - hlen;
 	p.data = bytes + 8 + hlen;
-	root = json_loadb((const char *)bytes + 8, (size_t)hlen,
-		JSON_REJECT_DUPLICATES, &err);
-	if (!root)
-		return BAD(&p, "%s: invalid JSON header at byte %d: %s", src,
-			err.position, err.text);
-	if (!json_is_object(root)) {
-		json_decref(root);
-		return BAD(&p, "%s: header is not a JSON object", src);
+	return parse_json(m, &p, (const char *)bytes + 8, hlen, copy_data);
+}
+
+int fdn_model__read_header(fdn_model **out, uint64_t *data_start, int fd,
+	const char *path, uint64_t file_size)
+{
+	parse p = { path, NULL, 0 };
+	unsigned char lenb[8];
+	fdn_model *m = NULL;
+	char *text = NULL;
+	uint64_t hlen = 0;
+	size_t got;
+	int rc;
+
+	*out = NULL;
+	if (file_size >= 8) {
+		if ((rc = fdn__pread_all(fd, lenb, 8, 0, &got, path)) < 0)
+			return rc;
+		if (got != 8)
+			return fdn__error_set(FDN_EIO, FDN_ERRCLASS_MODEL,
+				"%s: the file shrank while it was read", path);
+		hlen = le64(lenb);
 	}
-	if (copy_data && p.data_size) {
-		if (!(m->block = fdn__malloc((size_t)p.data_size))) {
-			json_decref(root);
-			return fdn__error_oom();
-		}
-		memcpy(m->block, p.data, (size_t)p.data_size);
-		p.data = m->block;
+	if ((rc = check_header_length(path, hlen, file_size)) < 0)
+		return rc;
+	if (!(text = fdn__malloc(hlen ? (size_t)hlen : 1)))
+		return fdn__error_oom();
+	if ((rc = fdn__pread_all(fd, text, (size_t)hlen, 8, &got, path)) < 0)
+		goto out;
+	if (got != hlen) {
+		rc = fdn__error_set(FDN_EIO, FDN_ERRCLASS_MODEL,
+			"%s: the file shrank while it was read", path);
+		goto out;
 	}
-	rc = build(m, &p, root);
-	json_decref(root);
+	if ((rc = fdn_model__alloc(&m)) < 0)
+		goto out;
+	p.data_size = file_size - 8 - hlen;
+	if ((rc = parse_json(m, &p, text, hlen, false)) < 0)
+		goto out;
+	*data_start = 8 + hlen;
+	*out = m;
+	m = NULL;
+out:
+	fdn_model_free(m);
+	fdn__free(text);
 	return rc;
 }
 
@@ -375,7 +439,7 @@ static json_t *tensor_json(const fdn_model__tensor *t, uint64_t begin)
 
 /* The header, padded with spaces to a multiple of 8, with its length
  * prefix, in @p out; the data's total size in @p data_size. */
-static int make_header(fdn_buf *out, const fdn_model *m, size_t *data_size)
+int fdn_model__header(fdn_buf *out, const fdn_model *m, size_t *data_size)
 {
 	json_t *root = json_object();
 	json_t *meta = NULL;
@@ -436,7 +500,7 @@ int fdn_model_write_buffer(fdn_buf *out, const fdn_model *model)
 	FDN__CHECK_ARG(model, "model");
 	if ((rc = fdn__check_init()) < 0)
 		return rc;
-	if ((rc = make_header(&b, model, &data_size)) < 0)
+	if ((rc = fdn_model__header(&b, model, &data_size)) < 0)
 		goto fail;
 	if ((rc = fdn_buf__grow(&b, data_size)) < 0)
 		goto fail;
@@ -463,7 +527,7 @@ int fdn_model_write_file(const fdn_model *model, const char *path)
 	FDN__CHECK_ARG(path, "path");
 	if ((rc = fdn__check_init()) < 0)
 		return rc;
-	if ((rc = make_header(&hdr, model, &data_size)) < 0)
+	if ((rc = fdn_model__header(&hdr, model, &data_size)) < 0)
 		goto out;
 	if ((rc = fdn__atomic_open(&af, path)) < 0)
 		goto out;

@@ -27,8 +27,8 @@ __all__ = [
     "BufferTooSmallError", "FormatError", "PHIError", "ConflictError",
     "UnsupportedError", "DeidProfile", "DeidReport", "deid_key_generate", "deid_key_load",
     "Model", "Identity", "Trust", "TrustPeer", "Transport", "ObjectInfo", "EnvelopeInfo",
-    "seal", "seal_file",
-    "open_envelope", "open_file", "inspect",
+    "seal", "seal_file", "open_envelope", "open_file", "inspect", "Aggregator",
+    "Federation", "Client", "Coordinator", "Trainer", "TrainConfig",
 ]
 
 lib = _lib.lib
@@ -160,3 +160,6 @@ from .model import Model  # noqa: E402
 from .transport import ObjectInfo, Transport  # noqa: E402
 from .exchange import (EnvelopeInfo, Identity, Trust, TrustPeer, inspect,  # noqa: E402
                        open_envelope, open_file, seal, seal_file)
+from . import fedavg  # noqa: E402,F401
+from .fedavg import Aggregator  # noqa: E402
+from .federation import Client, Coordinator, Federation, TrainConfig, Trainer  # noqa: E402

@@ -254,6 +254,11 @@ class CoordinatorOptions(Structure):
     _fields_ = [("version", c_uint), ("poll_interval_ms", c_uint),
                 ("progress", PROGRESS_CB), ("progress_payload", c_void_p),
                 ("cancel", c_void_p)]
+class StrategyOptions(Structure):
+    VERSION = 1
+    _fields_ = [("version", c_uint), ("strategy", c_int), ("server_lr", c_double),
+                ("momentum", c_double), ("beta1", c_double), ("beta2", c_double),
+                ("tau", c_double), ("trim", c_double), ("proximal_mu", c_double)]
 
 
 # --- prototypes -------------------------------------------------------------
@@ -481,6 +486,22 @@ PROTOTYPES = {
     "fdn_coordinator_round": (c_uint64, [c_void_p]),
     "fdn_coordinator_model": (STATUS, [POINTER(c_void_p), c_void_p]),
     "fdn_coordinator_results": (STATUS, [POINTER(Buf), c_void_p]),
+    # fedavg.h
+    "fdn_strategy_name": (c_char_p, [c_int]),
+    "fdn_strategy_from_name": (STATUS, [POINTER(c_int), c_char_p]),
+    "fdn_strategy_options_init": (STATUS, [POINTER(StrategyOptions), c_uint]),
+    "fdn_aggregator_new": (STATUS, [POINTER(c_void_p), c_void_p, c_void_p,
+                                    POINTER(StrategyOptions)]),
+    "fdn_aggregator_free": (None, [c_void_p]),
+    "fdn_aggregator_add": (STATUS, [c_void_p, c_void_p, c_double, c_int]),
+    "fdn_aggregator_add_file": (STATUS, [c_void_p, c_char_p, c_double, c_int]),
+    "fdn_aggregator_add_batch": (STATUS, [c_void_p, c_size_t, POINTER(c_void_p),
+                                          POINTER(c_double), POINTER(c_int), POINTER(c_int)]),
+    "fdn_aggregator_add_files": (STATUS, [c_void_p, c_size_t, POINTER(c_char_p),
+                                          POINTER(c_double), POINTER(c_int), POINTER(c_int)]),
+    "fdn_aggregator_count": (c_size_t, [c_void_p]),
+    "fdn_aggregator_finish": (STATUS, [c_void_p, POINTER(c_void_p), POINTER(c_void_p)]),
+    "fdn_aggregator_finish_file": (STATUS, [c_void_p, c_char_p, POINTER(c_void_p)]),
 }
 
 

@@ -6,6 +6,7 @@ from collections import namedtuple
 
 from . import _lib, errors
 from ._handle import Handle
+from .fedavg import strategy_options
 from .model import Model
 
 lib = _lib.lib
@@ -59,15 +60,14 @@ class Federation(Handle):
     def create(cls, federation_id, coordinator, trust, sites, rounds, quorum=0,
                round_timeout=0, strategy="fedavg", update_form="weights", local_epochs=1,
                learning_rate=0.01, clip_norm=0.0, noise_multiplier=0.0, seed=0,
-               title=None, model=None, train=None, **strategy_options):
+               title=None, model=None, train=None, **strategy_options_):
         """A new manifest with ``sites`` (node ids, each with a valid key
         in ``trust``).  ``strategy`` is a name ("fedavg", "fedadam", ...)
         and ``strategy_options`` its hyper-parameters (``server_lr``,
         ``momentum``, ``beta1``, ``beta2``, ``tau``, ``trim``,
         ``proximal_mu``).  ``model`` and ``train`` are dicts: a model
         description and what trainers receive as ``config.extra``."""
-        from .fedavg import StrategyOptions
-        so = StrategyOptions.make(strategy, **strategy_options)
+        so = strategy_options(strategy, **strategy_options_)
         opts = _lib.FederationOptions()
         lib.fdn_federation_options_init(ctypes.byref(opts), _lib.FederationOptions.VERSION)
         opts.id = _enc(federation_id)
