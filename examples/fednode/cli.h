@@ -91,6 +91,10 @@ struct fdn_trust;
 struct fdn_transport;
 int cli_identity_load(struct fdn_identity **out, const char *command, const char *path,
 	const char *passphrase_file);
+/* The passphrase from @p file (first line) or $FEDNODE_PASSPHRASE, or none
+ * (*out = NULL); release it with cli_passphrase_free(), which wipes it. */
+int cli_passphrase_get(char **out, const char *command, const char *file);
+void cli_passphrase_free(char *passphrase);
 /* Opens (or creates) the trust store in @p path; an exit status. */
 int cli_trust_open(struct fdn_trust **out, const char *path);
 /* Opens the store at @p url (file:// or https://) with optional TLS files

@@ -297,7 +297,7 @@ int cli_parse_options(const char *command, int argc, char **argv, int first, str
 
 /* The passphrase from @p file (first line) or $FEDNODE_PASSPHRASE, or
  * none (*out = NULL).  Free with passphrase_free(). */
-static int passphrase_get(char **out, const char *command, const char *file)
+int cli_passphrase_get(char **out, const char *command, const char *file)
 {
 	const char *env = getenv("FEDNODE_PASSPHRASE");
 	char *p;
@@ -335,7 +335,7 @@ static int passphrase_get(char **out, const char *command, const char *file)
 	return CLI_OK;
 }
 
-static void passphrase_free(char *p)
+void cli_passphrase_free(char *p)
 {
 	if (p) {
 		wipe(p, MAX_PASSPHRASE + 2);
@@ -349,10 +349,10 @@ int cli_identity_load(fdn_identity **out, const char *command, const char *path,
 	char *pw;
 	int rc;
 
-	if ((rc = passphrase_get(&pw, command, passphrase_file)) != CLI_OK)
+	if ((rc = cli_passphrase_get(&pw, command, passphrase_file)) != CLI_OK)
 		return rc;
 	rc = fdn_identity_load(out, path, pw);
-	passphrase_free(pw);
+	cli_passphrase_free(pw);
 	if (rc == FDN_EAUTH && !pw)
 		fprintf(stderr, "fednode %s: '%s' is protected: give --passphrase-file or set "
 			"FEDNODE_PASSPHRASE\n", command, path);

@@ -56,9 +56,9 @@ struct demo_site_state {
 
 struct demo {
 	struct demo_args a;
-	char out[PATH_SIZE], store_dir[PATH_SIZE], store_url[PATH_SIZE + 8];
+	char out[PATH_SIZE / 2], store_dir[PATH_SIZE], store_url[PATH_SIZE + 8];
 	char coord_dir[PATH_SIZE], coord_identity[PATH_SIZE], coord_trust[PATH_SIZE];
-	char state_dir[PATH_SIZE], final_model[PATH_SIZE], logs[PATH_SIZE];
+	char state_dir[PATH_SIZE], final_model[PATH_SIZE], logs[PATH_SIZE], manifest[PATH_SIZE];
 	struct demo_site_state site[MAX_DEMO_SITES];
 	pid_t coord_pid;
 	double t0;
@@ -143,6 +143,8 @@ static int layout(struct demo *d)
 	int rc;
 
 	if (d->a.out) {
+		if (strlen(d->a.out) >= sizeof(d->out))
+			return fail("--out: the path is too long");
 		snprintf(d->out, sizeof(d->out), "%s", d->a.out);
 	} else {
 		localtime_r(&t, &tm);
@@ -156,10 +158,12 @@ static int layout(struct demo *d)
 	snprintf(d->store_dir, sizeof(d->store_dir), "%s/store", d->out);
 	snprintf(d->logs, sizeof(d->logs), "%s/logs", d->out);
 	snprintf(d->coord_dir, sizeof(d->coord_dir), "%s/coordinator", d->out);
-	snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->coord_dir);
-	snprintf(d->coord_identity, sizeof(d->coord_identity), "%s/identity.key", d->coord_dir);
-	snprintf(d->coord_trust, sizeof(d->coord_trust), "%s/trust.json", d->coord_dir);
+	snprintf(d->state_dir, sizeof(d->state_dir), "%s/coordinator/state", d->out);
+	snprintf(d->coord_identity, sizeof(d->coord_identity), "%s/coordinator/identity.key",
+		d->out);
+	snprintf(d->coord_trust, sizeof(d->coord_trust), "%s/coordinator/trust.json", d->out);
 	snprintf(d->final_model, sizeof(d->final_model), "%s/final-model.safetensors", d->out);
+	snprintf(d->manifest, sizeof(d->manifest), "%s/coordinator/manifest.json", d->out);
 	if ((rc = make_dir(d->store_dir)) || (rc = make_dir(d->logs)) ||
 			(rc = make_dir(d->coord_dir)) || (rc = make_dir(d->state_dir)))
 		return rc;
@@ -173,12 +177,15 @@ static int layout(struct demo *d)
 	for (unsigned int i = 0; i < d->a.sites; i++) {
 		struct demo_site_state *s = &d->site[i];
 
+		char name[8];
+
 		demo_site_profile(&s->profile, i);
-		snprintf(s->name, sizeof(s->name), "site-%c", 'a' + i);
-		snprintf(s->dir, sizeof(s->dir), "%s/%s", d->out, s->name);
-		snprintf(s->registry, sizeof(s->registry), "%s/registry", s->dir);
-		snprintf(s->identity, sizeof(s->identity), "%s/identity.key", s->dir);
-		snprintf(s->trust, sizeof(s->trust), "%s/trust.json", s->dir);
+		snprintf(name, sizeof(name), "site-%c", 'a' + i);
+		snprintf(s->name, sizeof(s->name), "%s", name);
+		snprintf(s->dir, sizeof(s->dir), "%s/%s", d->out, name);
+		snprintf(s->registry, sizeof(s->registry), "%s/%s/registry", d->out, name);
+		snprintf(s->identity, sizeof(s->identity), "%s/%s/identity.key", d->out, name);
+		snprintf(s->trust, sizeof(s->trust), "%s/%s/trust.json", d->out, name);
 		if ((rc = make_dir(s->dir)) != CLI_OK)
 			return rc;
 	}
@@ -191,7 +198,7 @@ static int populate(struct demo *d, struct demo_site_state *s)
 	char key_path[PATH_SIZE];
 	int rc;
 
-	snprintf(key_path, sizeof(key_path), "%s/deid.key", s->dir);
+	snprintf(key_path, sizeof(key_path), "%s/%s/deid.key", d->out, s->name);
 	if ((rc = fdn_deid_key_generate(key_path)) != 0 ||
 			(rc = fdn_deid_key_load(key, fdn_deid_key_bytes(), key_path)) != 0)
 		return cli_fail("site key", rc);
@@ -331,6 +338,15 @@ static int federation(struct demo *d)
 		st = NULL;
 		me = NULL;
 	}
+	if (rc == 0) {
+		fdn_buf json = FDN_BUF_INIT;
+		FILE *f;
+
+		fdn_federation_json(&json, fed);
+		if (!(f = fopen(d->manifest, "w")) || fputs(json.ptr, f) < 0 || fclose(f) != 0)
+			rc = fail("cannot write the manifest");
+		fdn_buf_dispose(&json);
+	}
 	if (rc == 0)
 		printf("  federation %s: %u rounds of %s, manifest %.16s..., approved by %u sites\n",
 			d->fed_id, d->a.rounds, d->a.strategy ? d->a.strategy : "fedavg",
@@ -352,7 +368,7 @@ static pid_t spawn(const struct demo *d, const char *log_name, char *const *argv
 	pid_t pid;
 	int rc;
 
-	snprintf(log, sizeof(log), "%s/%s.log", d->logs, log_name);
+	snprintf(log, sizeof(log), "%s/logs/%s.log", d->out, log_name);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
@@ -369,7 +385,8 @@ static int start(struct demo *d)
 {
 	char *coord[] = { "fednode", "coordinator", "--store", d->store_url, "--identity",
 		d->coord_identity, "--trust", d->coord_trust, "--id", (char *)d->fed_id, "--state",
-		d->state_dir, "--poll-ms", "50", "--out", d->final_model, NULL };
+		d->state_dir, "--manifest", d->manifest, "--poll-ms", "50", "--out", d->final_model,
+		NULL };
 
 	if ((d->coord_pid = spawn(d, "coordinator", coord)) < 0)
 		return CLI_FAILED;
@@ -381,7 +398,7 @@ static int start(struct demo *d)
 			s->registry, "--cohort", DEMO_COHORT_TRAIN, "--eval-cohort", DEMO_COHORT_TEST,
 			"--work", work, "--poll-ms", "50", NULL };
 
-		snprintf(work, sizeof(work), "%s/work", s->dir);
+		snprintf(work, sizeof(work), "%s/%s/work", d->out, s->name);
 		if (make_dir(work) != CLI_OK || (s->pid = spawn(d, s->name, node)) < 0)
 			return CLI_FAILED;
 	}

@@ -67,7 +67,7 @@ int cmd_keygen(int argc, char **argv)
 		snprintf(pub_path, sizeof(pub_path), "%s.pub", key_path);
 	if ((rc = fdn_identity_generate(&ident, id)) != 0)
 		return cli_fail("keygen", rc);
-	if ((rc = passphrase_get(&pw, "keygen", pw_file)) != CLI_OK) {
+	if ((rc = cli_passphrase_get(&pw, "keygen", pw_file)) != CLI_OK) {
 		fdn_identity_free(ident);
 		return rc;
 	}
@@ -87,7 +87,7 @@ int cmd_keygen(int argc, char **argv)
 		printf("\nHand the public text to your peers; compare the fingerprint with them\n"
 			"out of band (phone, letter) before they trust it.\n");
 	}
-	passphrase_free(pw);
+	cli_passphrase_free(pw);
 	fdn_buf_dispose(&text);
 	fdn_buf_dispose(&fp);
 	fdn_identity_free(ident);

@@ -354,9 +354,11 @@ static int print_round(const fdn_progress *p, void *payload)
 int cmd_coordinator(int argc, char **argv)
 {
 	struct fed_args a = { 0 };
-	const char *state = NULL, *initial = NULL, *poll = NULL, *out = NULL;
+	const char *state = NULL, *initial = NULL, *poll = NULL, *out = NULL, *manifest = NULL;
 	struct cli_opt opts[] = { FED_OPTS(&a), { "--state", &state }, { "--initial", &initial },
-		{ "--poll-ms", &poll }, { "--out", &out }, { NULL, NULL } };
+		{ "--poll-ms", &poll }, { "--out", &out }, { "--manifest", &manifest },
+		{ NULL, NULL } };
+	char *text = NULL;
 	fdn_coordinator_options co;
 	fdn_transport *t = NULL;
 	fdn_identity *me = NULL;
@@ -377,9 +379,22 @@ int cmd_coordinator(int argc, char **argv)
 			NULL);
 	if ((rc = fed_open("coordinator", &a, &t, &me, &trust)) != CLI_OK)
 		goto out;
-	if ((rc = fdn_federation_fetch(&fed, t, a.id, me, trust)) != 0) {
-		rc = cli_fail("cannot fetch the manifest (create it first: fednode federation "
-			"create)", rc);
+	/* The coordinator's own copy (federation create --out), or the store's,
+	 * which it can open when its trust store holds its own key. */
+	if (manifest && !(text = read_file_text("coordinator", manifest))) {
+		rc = CLI_FAILED;
+		goto out;
+	}
+	rc = text ? fdn_federation_parse(&fed, text) : fdn_federation_fetch(&fed, t, a.id, me, trust);
+	if (rc != 0) {
+		rc = cli_fail("cannot read the manifest (create it first: fednode federation "
+			"create --out FILE, then --manifest FILE)", rc);
+		goto out;
+	}
+	if (strcmp(fdn_federation_id(fed), a.id) != 0) {
+		fprintf(stderr, "fednode coordinator: the manifest is for federation %s, not %s\n",
+			fdn_federation_id(fed), a.id);
+		rc = CLI_FAILED;
 		goto out;
 	}
 	rc = initial ? fdn_model_read_file(&model, initial, FDN_MODEL_READ_COPY) :
@@ -411,6 +426,7 @@ int cmd_coordinator(int argc, char **argv)
 	printf("coordinator: federation %s finished%s%s\n", a.id, out ? "; final model in " : "",
 		out ? out : "");
 out:
+	free(text);
 	fdn_coordinator_free(coord);
 	fdn_model_free(model);
 	fdn_federation_free(fed);

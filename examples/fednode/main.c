@@ -289,14 +289,17 @@ static const struct cli_command commands[] = {
 	  "Exit status: 0 success, 1 failure, 2 bad usage.\n",
 	  cmd_federation },
 	{ "coordinator", "run a federation's coordinator until its last round",
-	  "usage: fednode coordinator STORE-OPTIONS --state DIR [--initial MODEL]\n"
-	  "                           [--poll-ms N] [--out FILE]\n\n"
+	  "usage: fednode coordinator STORE-OPTIONS --state DIR [--manifest FILE]\n"
+	  "                           [--initial MODEL] [--poll-ms N] [--out FILE]\n\n"
 	  "Publishes each round's global model, collects and verifies the sites'\n"
 	  "updates, aggregates them with the manifest's strategy and closes the round\n"
 	  "(all sites in, or the quorum after the deadline), until the last round.\n"
 	  "DIR keeps a checkpoint per round: run the same command again after a crash\n"
 	  "and it resumes.  MODEL is the initial safetensors model (default: the demo\n"
-	  "model).  --out writes the final model.  One line per round on stdout;\n"
+	  "model).  FILE is the manifest as federation create --out wrote it; without\n"
+	  "it the manifest is fetched from the store, which needs the coordinator's\n"
+	  "own key in its trust store.  --out writes the final model.  One line per\n"
+	  "round on stdout;\n"
 	  "Ctrl-C stops (exit status 130) and a later run resumes.\n",
 	  cmd_coordinator },
 	{ "node", "take part in a federation as a site until it ends",

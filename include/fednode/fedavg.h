@@ -478,7 +478,8 @@ FDN_EXTERN(int) fdn_coordinator_options_init(fdn_coordinator_options *opts,
  * resumes from it and @p initial is ignored; else it starts at round 1
  * from @p initial (copied) and publishes the manifest if the store has
  * none.
- * @param state_dir an existing directory, private to this coordinator.
+ * @param state_dir a directory private to this coordinator (created, mode
+ *        0700, when it does not exist; its parent must).
  * @return 0; FDN_EINVALID; FDN_ECONFLICT (the checkpoint belongs to
  *         another manifest); FDN_EIO; FDN_ERROR.
  */

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,6 +262,8 @@ int fdn_coordinator_new(fdn_coordinator **out, fdn_transport *transport,
 		return fdn__error_set(FDN_EINVALID, FDN_ERRCLASS_FEDAVG,
 			"%s is not the coordinator of federation %s (%s is)",
 			fdn_identity_node_id(me), fed->id, fed->coordinator);
+	if (mkdir(state_dir, 0700) != 0 && errno != EEXIST)
+		return fdn__error_os(errno, "cannot create the state directory %s", state_dir);
 	if (!(c = fdn__calloc(1, sizeof(*c))))
 		return fdn__error_oom();
 	c->t = transport;

@@ -278,9 +278,11 @@ class Coordinator(Handle):
         if cancel is not None:
             opts.cancel = cancel._handle()
         ptr = ctypes.c_void_p()
+        # A model made from a dict must outlive the call that copies it.
+        initial = _as_model(initial) if initial is not None else None
         lib.fdn_coordinator_new(ctypes.byref(ptr), transport._handle(), me._handle(),
                                 trust._handle(), federation._handle(),
-                                _as_model(initial)._handle() if initial is not None else None,
+                                initial._handle() if initial is not None else None,
                                 _enc(str(state_dir)), ctypes.byref(opts))
         self._own(ptr, lib.fdn_coordinator_free)
 

@@ -59,6 +59,7 @@ def make_world(tmp_path, n_sites=2, rounds=12, **fed_options):
 
 def test_two_sites_from_python(tmp_path):
     transport, coord, coord_trust, sites, fed, initial, truth = make_world(tmp_path)
+    fed.publish(transport, coord, coord_trust)
     for ident, trust, reg, _ in sites:
         Federation.fetch(transport, FED, ident, trust).approve(reg, "pytest")
     coordinator = Coordinator(transport, coord, coord_trust, fed, initial, tmp_path / "state",
