@@ -319,13 +319,15 @@ static int collect_one(demo_trainer *t, struct examples *ex, fdn_registry *reg,
 static int cmp_example(const void *a, const void *b)
 {
 	const struct example *x = a, *y = b;
-	int c = strcmp(x->e->sha256, y->e->sha256);
+	int c = memcmp(x->e->x, y->e->x, sizeof(x->e->x));
 
 	return c ? c : x->y - y->y;
 }
 
-/* The examples of @p cohort in every registry, in content-hash order so
- * that training does not depend on the order storage returns them in. */
+/* The examples of @p cohort in every registry, in the order of their
+ * features, so that training depends neither on the order storage
+ * returns them in nor on the site key (which changes every stored
+ * file's UIDs, and so its hash). */
 static int collect(demo_trainer *t, struct examples *ex, fdn_registry *const *regs,
 	size_t n_regs, const char *cohort, const char *purpose)
 {
