@@ -40,16 +40,16 @@ def features(path):
     intercept = ds.get_number("RescaleIntercept") if "RescaleIntercept" in ds else 0.0
     hu = raw[:rows * cols].reshape(rows, cols) * slope + intercept
     x = np.clip((hu - WINDOW[0]) / (WINDOW[1] - WINDOW[0]), 0.0, 1.0)
-    x = x.reshape(rows // POOL, POOL, cols // POOL, POOL).mean(axis=(1, 3))
-    return x.ravel() - 0.5
+    return x.reshape(rows // POOL, POOL, cols // POOL, POOL).mean(axis=(1, 3)).ravel()
 
 
 class SoftmaxTrainer(Trainer):
     def __init__(self, eval_cohort=None):
         self.eval_cohort = eval_cohort
         self.cache = {}
+        self.mean = None
 
-    def data(self, registry, cohort):
+    def raw(self, registry, cohort):
         xs, ys = [], []
         for m in registry.cohort(cohort, "federated training (numpy example)"):
             if m.sha256 not in self.cache:
@@ -57,6 +57,15 @@ class SoftmaxTrainer(Trainer):
             xs.append(self.cache[m.sha256])
             ys.append(CLASSES.index(m.labels["finding"]))
         return np.array(xs), np.array(ys)
+
+    def data(self, registry, cohort, train_cohort):
+        """Features centred on the mean image of this site's training
+        cohort (without centring, the shared body outline dominates the
+        gradient and SGD swings between the classes), and labels."""
+        if self.mean is None:
+            self.mean = self.raw(registry, train_cohort)[0].mean(axis=0)
+        x, y = self.raw(registry, cohort)
+        return x - self.mean, y
 
     @staticmethod
     def forward(w, b, x):
@@ -66,7 +75,7 @@ class SoftmaxTrainer(Trainer):
         return p / p.sum(axis=1, keepdims=True)
 
     def train(self, global_model, registry, cohort, config):
-        x, y = self.data(registry, cohort)
+        x, y = self.data(registry, cohort, cohort)
         w = np.array(global_model["classifier.weight"], dtype=np.float64)
         b = np.array(global_model["classifier.bias"], dtype=np.float64)
         w0, rng = w.copy(), np.random.default_rng(config.seed)
@@ -88,7 +97,7 @@ class SoftmaxTrainer(Trainer):
         return model, len(y), metrics
 
     def evaluate(self, model, registry, cohort, config):
-        x, y = self.data(registry, self.eval_cohort or cohort)
+        x, y = self.data(registry, self.eval_cohort or cohort, cohort)
         p = self.forward(np.array(model["classifier.weight"], dtype=np.float64),
                          np.array(model["classifier.bias"], dtype=np.float64), x)
         return len(y), {"loss": float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12))),
