@@ -14,7 +14,9 @@
 #include "transport.h"
 
 /** @file fednode/fedavg.h
- *  @brief Aggregation of site updates into the next global model.
+ *  @brief Federated averaging: aggregation of site updates into the next
+ *         global model, the federation manifest, the client and the
+ *         coordinator.
  *
  *  An ::fdn_aggregator folds the sites' updates of one round into
  *  double-precision running sums as they arrive, so that memory stays
@@ -23,8 +25,13 @@
  *  trimmed mean) need every update at once: they keep each one, K times
  *  the model's size for K sites.  The formulas are in doc/federated.md.
  *
- *  Thread safety: an ::fdn_aggregator may be used by one thread at a
- *  time.
+ *  The federation manifest, the site client (::fdn_client) and the
+ *  coordinator (::fdn_coordinator) run the round protocol over sealed
+ *  envelopes in a blob store (doc/federated.md).
+ *
+ *  Thread safety: an ::fdn_aggregator, ::fdn_client or ::fdn_coordinator
+ *  may be used by one thread at a time; an ::fdn_federation is immutable
+ *  and may be shared.  Callbacks run on the calling thread.
  */
 
 FDN_BEGIN_DECL
