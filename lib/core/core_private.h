@@ -88,6 +88,16 @@ int fdn__cancel_check(const fdn_cancel *token);
 /* --- files ------------------------------------------------------------ */
 /* Writes all of @p data (retrying short writes and EINTR). */
 int fdn__write_all(int fd, const void *data, size_t len, const char *what);
+/* A file descriptor as the payload of fdn_read_cb/fdn_write_cb streams:
+ * @c what names it in error messages ("the envelope", "'/path'"). */
+typedef struct fdn__fd_stream {
+	int fd;
+	const char *what;
+} fdn__fd_stream;
+/* fdn_read_cb over an fdn__fd_stream: read() retried on EINTR. */
+int fdn__fd_read(void *buf, size_t capacity, size_t *got, void *payload);
+/* fdn_write_cb over an fdn__fd_stream: fdn__write_all(). */
+int fdn__fd_write(const void *data, size_t len, void *payload);
 /* Reads up to @p len bytes at @p offset; *got < len only at end of file. */
 int fdn__pread_all(int fd, void *data, size_t len, uint64_t offset,
 	size_t *got, const char *what);

@@ -148,3 +148,26 @@ void fdn__atomic_abort(fdn_atomic_file *af)
 		unlink(af->tmp_path);
 	}
 }
+
+int fdn__fd_read(void *buf, size_t capacity, size_t *got, void *payload)
+{
+	const fdn__fd_stream *in = payload;
+	ssize_t n;
+
+	do
+		n = read(in->fd, buf, capacity);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		*got = 0;
+		return fdn__error_os(errno, "cannot read %s", in->what);
+	}
+	*got = (size_t)n;
+	return 0;
+}
+
+int fdn__fd_write(const void *data, size_t len, void *payload)
+{
+	const fdn__fd_stream *out = payload;
+
+	return fdn__write_all(out->fd, data, len, out->what);
+}

@@ -603,25 +603,6 @@ static int open_via_temp(fdn_envelope_info *info, const expect *e, open_src *src
 
 /* --- the public functions ------------------------------------------------------------- */
 
-typedef struct fd_in {
-	int fd;
-	const char *what;
-} fd_in;
-
-static int fd_read(void *buf, size_t capacity, size_t *got, void *payload)
-{
-	fd_in *in = payload;
-	ssize_t n;
-
-	do
-		n = read(in->fd, buf, capacity);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return fdn__error_os(errno, "cannot read %s", in->what);
-	*got = (size_t)n;
-	return 0;
-}
-
 int fdn_envelope_open_stream(fdn_envelope_info *info,
 	fdn_read_cb read, void *read_payload,
 	fdn_write_cb write, void *write_payload,
@@ -656,7 +637,7 @@ int fdn_envelope_open_fd(fdn_envelope_info *info, int in_fd, int out_fd,
 	const fdn_identity *me, const fdn_trust *trust,
 	const fdn_open_options *opts)
 {
-	fd_in in = { in_fd, "the envelope" };
+	fdn__fd_stream in = { in_fd, "the envelope" };
 	stage st = { NULL, out_fd, "envelope payload output" };
 	open_src src;
 	expect e;
@@ -668,7 +649,7 @@ int fdn_envelope_open_fd(fdn_envelope_info *info, int in_fd, int out_fd,
 	if ((rc = check_info(info)) != 0 || (rc = check_args(&e, me, trust, opts)) != 0)
 		return rc;
 	memset(&src, 0, sizeof(src));
-	src.read = fd_read;
+	src.read = fdn__fd_read;
 	src.payload = &in;
 	if (!direct_target(out_fd))
 		return open_via_temp(info, &e, &src, NULL, NULL, out_fd, me, trust);
@@ -686,7 +667,7 @@ int fdn_envelope_open_file(fdn_envelope_info *info,
 	const fdn_identity *me, const fdn_trust *trust,
 	const fdn_open_options *opts)
 {
-	fd_in in = { -1, NULL };
+	fdn__fd_stream in = { -1, NULL };
 	fdn_atomic_file af;
 	stage st;
 	open_src src;
@@ -711,7 +692,7 @@ int fdn_envelope_open_file(fdn_envelope_info *info,
 		return rc;
 	}
 	memset(&src, 0, sizeof(src));
-	src.read = fd_read;
+	src.read = fdn__fd_read;
 	src.payload = &in;
 	st.buf = NULL;
 	st.fd = af.fd;

@@ -533,38 +533,12 @@ int fdn_envelope_seal_buffer(fdn_buf *out, const void *data, size_t len,
 
 /* --- file descriptors ----------------------------------------------------------------- */
 
-typedef struct fd_io {
-	int fd;
-	const char *what;
-} fd_io;
-
-static int fd_read(void *buf, size_t capacity, size_t *got, void *payload)
-{
-	fd_io *io = payload;
-	ssize_t n;
-
-	do
-		n = read(io->fd, buf, capacity);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return fdn__error_os(errno, "cannot read the %s", io->what);
-	*got = (size_t)n;
-	return 0;
-}
-
-static int fd_write(const void *data, size_t len, void *payload)
-{
-	fd_io *io = payload;
-
-	return fdn__write_all(io->fd, data, len, io->what);
-}
-
 int fdn_envelope_seal_fd(int in_fd, int out_fd,
 	const fdn_identity *sender, const fdn_trust *trust,
 	const char *const *recipients, size_t n_recipients,
 	const fdn_seal_options *opts)
 {
-	fd_io in = { in_fd, "payload" }, out = { out_fd, "envelope output" };
+	fdn__fd_stream in = { in_fd, "the payload" }, out = { out_fd, "the envelope output" };
 	struct stat st;
 	uint64_t total = 0;
 	off_t start = -1;
@@ -583,9 +557,9 @@ int fdn_envelope_seal_fd(int in_fd, int out_fd,
 		start = lseek(out_fd, 0, SEEK_CUR);
 	memset(&src, 0, sizeof(src));
 	memset(&k, 0, sizeof(k));
-	src.read = fd_read;
+	src.read = fdn__fd_read;
 	src.payload = &in;
-	k.write = fd_write;
+	k.write = fdn__fd_write;
 	k.payload = &out;
 	rc = seal(&src, &k, sender, trust, recipients, n_recipients, opts, total);
 	if (rc != 0 && start >= 0) {

@@ -594,28 +594,16 @@ int fdn_client_step(fdn_client *c, int *state)
 	return report(c);
 }
 
+static int client_step(void *c, int *state)
+{
+	return fdn_client_step(c, state);
+}
+
 int fdn_client_run(fdn_client *c)
 {
-	int state = FDN_CLIENT_WAITING, rc;
-
 	FDN__CHECK_ARG(c, "client");
-	for (;;) {
-		if ((rc = fdn__cancel_check(c->opts.cancel)) < 0)
-			return rc;
-		rc = fdn_client_step(c, &state);
-		if (rc == FDN_EIO || rc == FDN_ENOTFOUND) {
-			/* The store is unreachable or a key is not there yet:
-			 * try again at the next poll. */
-			fdn__log(FDN_LOG_WARN, "fedavg", "federation %s: %s (retrying)", c->fed_id,
-				fdn_error_last()->message);
-		} else if (rc < 0) {
-			return rc;
-		} else if (state == FDN_CLIENT_FINISHED) {
-			return 0;
-		} else if (state == FDN_CLIENT_SENT) {
-			continue; /* a later round may already be open */
-		}
-		if ((rc = fdn_fedavg__nap(c->opts.poll_interval_ms, c->opts.cancel)) < 0)
-			return rc;
-	}
+	/* A missing key (the coordinator has not published yet) is retried
+	 * like an unreachable store. */
+	return fdn_fedavg__run(client_step, c, FDN_CLIENT_FINISHED, FDN_CLIENT_SENT, true,
+		c->opts.poll_interval_ms, c->opts.cancel, c->fed_id);
 }

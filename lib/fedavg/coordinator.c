@@ -663,26 +663,14 @@ int fdn_coordinator_step(fdn_coordinator *c, int *state)
 	return report(c);
 }
 
+static int coordinator_step(void *c, int *state)
+{
+	return fdn_coordinator_step(c, state);
+}
+
 int fdn_coordinator_run(fdn_coordinator *c)
 {
-	int state = FDN_COORDINATOR_WAITING, rc;
-
 	FDN__CHECK_ARG(c, "coord");
-	for (;;) {
-		if ((rc = fdn__cancel_check(c->opts.cancel)) < 0)
-			return rc;
-		rc = fdn_coordinator_step(c, &state);
-		if (rc == FDN_EIO) {
-			fdn__log(FDN_LOG_WARN, "fedavg", "federation %s: %s (retrying)", c->fed->id,
-				fdn_error_last()->message);
-		} else if (rc < 0) {
-			return rc;
-		} else if (state == FDN_COORDINATOR_FINISHED) {
-			return 0;
-		} else if (state == FDN_COORDINATOR_CLOSED) {
-			continue;
-		}
-		if ((rc = fdn_fedavg__nap(c->opts.poll_interval_ms, c->opts.cancel)) < 0)
-			return rc;
-	}
+	return fdn_fedavg__run(coordinator_step, c, FDN_COORDINATOR_FINISHED,
+		FDN_COORDINATOR_CLOSED, false, c->opts.poll_interval_ms, c->opts.cancel, c->fed->id);
 }

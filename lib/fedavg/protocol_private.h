@@ -73,6 +73,14 @@ int fdn_fedavg__get_opened_buffer(fdn_transport *t, const char *key, fdn_buf *ou
 /* Sleeps @p ms, or less when @p cancel is signalled; FDN_ECANCELLED then. */
 int fdn_fedavg__nap(unsigned int ms, const fdn_cancel *cancel);
 
+/* The blocking loop of fdn_client_run() and fdn_coordinator_run(): steps
+ * until @p step reports @p finished, at once again after @p progressed,
+ * else after @p poll_ms; FDN_EIO (and FDN_ENOTFOUND with
+ * @p retry_missing) is logged and retried. */
+int fdn_fedavg__run(int (*step)(void *obj, int *state), void *obj, int finished,
+	int progressed, bool retry_missing, unsigned int poll_ms, const fdn_cancel *cancel,
+	const char *fed);
+
 /* Largest small JSON envelope (manifest, latest, result) accepted. */
 #define FDN_FEDAVG__SMALL_MAX (16u << 20)
 

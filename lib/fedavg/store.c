@@ -219,3 +219,28 @@ int fdn_fedavg__nap(unsigned int ms, const fdn_cancel *cancel)
 	}
 	return fdn__cancel_check(cancel);
 }
+
+int fdn_fedavg__run(int (*step)(void *obj, int *state), void *obj, int finished,
+	int progressed, bool retry_missing, unsigned int poll_ms, const fdn_cancel *cancel,
+	const char *fed)
+{
+	int state, rc;
+
+	for (;;) {
+		if ((rc = fdn__cancel_check(cancel)) < 0)
+			return rc;
+		state = -1;
+		rc = step(obj, &state);
+		if (rc == FDN_EIO || (retry_missing && rc == FDN_ENOTFOUND))
+			fdn__log(FDN_LOG_WARN, "fedavg", "federation %s: %s (retrying)", fed,
+				fdn_error_last()->message);
+		else if (rc < 0)
+			return rc;
+		else if (state == finished)
+			return 0;
+		else if (state == progressed)
+			continue; /* more may be due at once */
+		if ((rc = fdn_fedavg__nap(poll_ms, cancel)) < 0)
+			return rc;
+	}
+}

@@ -6,6 +6,7 @@
  * Copyright the libfednode authors. SPDX-License-Identifier: Apache-2.0
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -405,45 +406,26 @@ int fdn_transport_put_buffer(fdn_transport *t, const char *key,
 	return do_put(__func__, t, key, &src, info);
 }
 
-typedef struct file_reader {
-	int fd;
-	const char *path;
-} file_reader;
-
-static int file_read(void *buf, size_t capacity, size_t *got, void *payload)
-{
-	file_reader *f = payload;
-	ssize_t n;
-
-	do
-		n = read(f->fd, buf, capacity);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		*got = 0;
-		return fdn__error_os(errno, "cannot read '%s'", f->path);
-	}
-	*got = (size_t)n;
-	return 0;
-}
-
 static int file_rewind(void *payload)
 {
-	file_reader *f = payload;
+	const fdn__fd_stream *f = payload;
 
 	if (lseek(f->fd, 0, SEEK_SET) != 0)
-		return fdn__error_os(errno, "cannot go back to the start of '%s'", f->path);
+		return fdn__error_os(errno, "cannot go back to the start of %s", f->what);
 	return 0;
 }
 
 int fdn_transport_put_file(fdn_transport *t, const char *key,
 	const char *path, fdn_object_info *info)
 {
-	file_reader f = { -1, path };
-	fdn_transport__source src = { file_read, &f, UINT64_MAX, NULL };
+	char what[PATH_MAX + 3];
+	fdn__fd_stream f = { -1, what };
+	fdn_transport__source src = { fdn__fd_read, &f, UINT64_MAX, NULL };
 	struct stat st;
 	int rc;
 
 	FDN__CHECK_ARG(path, "path");
+	snprintf(what, sizeof(what), "'%s'", path);
 	/* Key and options first: nothing is opened for a call that is refused. */
 	if ((rc = begin(__func__, t, key, info)) != 0)
 		return rc;

@@ -47,6 +47,20 @@ def _as_model(value):
     return m
 
 
+def _hook(opts, on_progress, cancel):
+    """Sets the progress callback and cancel token of a client or
+    coordinator options struct; returns the callback object to keep."""
+    callback = None
+    if on_progress:
+        from . import Progress
+        callback = _lib.PROGRESS_CB(errors.guard(
+            lambda p, payload: on_progress(Progress.from_c(p.contents)) or 0, errors.EUSER))
+        opts.progress = callback
+    if cancel is not None:
+        opts.cancel = cancel._handle()
+    return callback
+
+
 class Federation(Handle):
     """A federation manifest: create it (coordinator), fetch it (site),
     approve it in a registry.  ``json``, ``id``, ``digest``, ``rounds``."""
@@ -194,14 +208,7 @@ class Client(Handle):
         lib.fdn_client_options_init(ctypes.byref(opts), _lib.ClientOptions.VERSION)
         opts.poll_interval_ms = int(poll_interval * 1000)
         opts.work_dir = _enc(work_dir) if work_dir else None
-        if on_progress:
-            from . import Progress
-            self._progress = _lib.PROGRESS_CB(errors.guard(
-                lambda p, payload: on_progress(Progress.from_c(p.contents)) or 0,
-                errors.EUSER))
-            opts.progress = self._progress
-        if cancel is not None:
-            opts.cancel = cancel._handle()
+        self._progress = _hook(opts, on_progress, cancel)
         ptr = ctypes.c_void_p()
         lib.fdn_client_new(ctypes.byref(ptr), transport._handle(), me._handle(),
                            trust._handle(), registry._handle(), _enc(federation_id),
@@ -269,14 +276,7 @@ class Coordinator(Handle):
         opts = _lib.CoordinatorOptions()
         lib.fdn_coordinator_options_init(ctypes.byref(opts), _lib.CoordinatorOptions.VERSION)
         opts.poll_interval_ms = int(poll_interval * 1000)
-        if on_progress:
-            from . import Progress
-            self._progress = _lib.PROGRESS_CB(errors.guard(
-                lambda p, payload: on_progress(Progress.from_c(p.contents)) or 0,
-                errors.EUSER))
-            opts.progress = self._progress
-        if cancel is not None:
-            opts.cancel = cancel._handle()
+        self._progress = _hook(opts, on_progress, cancel)
         ptr = ctypes.c_void_p()
         # A model made from a dict must outlive the call that copies it.
         initial = _as_model(initial) if initial is not None else None
