@@ -32,6 +32,7 @@
 
 #include "cli.h"
 #include "demo.h"
+#include "demo_https.h"
 
 #define MAX_DEMO_SITES 8
 #define PATH_SIZE 1024
@@ -61,6 +62,7 @@ struct demo {
 	char state_dir[PATH_SIZE], final_model[PATH_SIZE], logs[PATH_SIZE], manifest[PATH_SIZE];
 	struct demo_site_state site[MAX_DEMO_SITES];
 	pid_t coord_pid;
+	demo_https https;    /* with --https: the nginx store */
 	double t0;
 	const char *fed_id;
 };
@@ -279,6 +281,24 @@ out:
 	return rc;
 }
 
+/* The store as @p node reaches it: the folder, or nginx with the node's
+ * client certificate. */
+static int open_store(fdn_transport **t, const struct demo *d, const char *node)
+{
+	char cert[DEMO_HTTPS_PATH], key[DEMO_HTTPS_PATH], ca[DEMO_HTTPS_PATH];
+	fdn_https_options o;
+
+	if (!d->a.https)
+		return fdn_transport_dir_new(t, d->store_dir);
+	demo_https_files(&d->https, node, cert, key, ca);
+	fdn_https_options_init(&o, FDN_HTTPS_OPTIONS_VERSION);
+	o.ca_file = ca;
+	o.client_cert = cert;
+	o.client_key = key;
+	o.proxy = "";
+	return fdn_transport_https_new(t, d->store_url, &o);
+}
+
 /* The coordinator creates and publishes the manifest; each site's operator
  * fetches it and approves it in the site's registry. */
 static int federation(struct demo *d)
@@ -313,7 +333,7 @@ static int federation(struct demo *d)
 	fdn_registry_options_init(&ro, FDN_REGISTRY_OPTIONS_VERSION);
 	if ((rc = fdn_identity_load(&coord, d->coord_identity, NULL)) != 0 ||
 			(rc = fdn_trust_open(&ct, d->coord_trust)) != 0 ||
-			(rc = fdn_transport_dir_new(&t, d->store_dir)) != 0 ||
+			(rc = open_store(&t, d, "coordinator")) != 0 ||
 			(rc = fdn_federation_create(&fed, &fo, coord, ct, sites, d->a.sites)) != 0 ||
 			(rc = fdn_federation_publish(t, fed, coord, ct)) != 0) {
 		rc = cli_fail("federation", rc);
@@ -322,13 +342,17 @@ static int federation(struct demo *d)
 	for (unsigned int i = 0; i < d->a.sites && rc == 0; i++) {
 		struct demo_site_state *s = &d->site[i];
 
+		fdn_transport *site_t = NULL;
+
 		if ((rc = fdn_identity_load(&me, s->identity, NULL)) != 0 ||
 				(rc = fdn_trust_open(&st, s->trust)) != 0 ||
-				(rc = fdn_federation_fetch(&seen, t, d->fed_id, me, st)) != 0 ||
+				(rc = open_store(&site_t, d, s->name)) != 0 ||
+				(rc = fdn_federation_fetch(&seen, site_t, d->fed_id, me, st)) != 0 ||
 				(rc = fdn_registry_open(&reg, s->registry, &ro)) != 0 ||
 				(rc = fdn_federation_approve(reg, seen,
 					"demo: approved by the site's operator")) != 0)
 			rc = cli_fail(s->name, rc);
+		fdn_transport_free(site_t);
 		fdn_registry_free(reg);
 		fdn_federation_free(seen);
 		fdn_trust_free(st);
@@ -361,12 +385,28 @@ out:
 
 /* --- the processes ----------------------------------------------------------------- */
 
-static pid_t spawn(const struct demo *d, const char *log_name, char *const *argv)
+static pid_t spawn(const struct demo *d, const char *log_name, char **argv)
 {
+	char cert[DEMO_HTTPS_PATH], key[DEMO_HTTPS_PATH], ca[DEMO_HTTPS_PATH];
 	posix_spawn_file_actions_t fa;
 	char log[PATH_SIZE];
 	pid_t pid;
-	int rc;
+	int rc, argc = 0;
+
+	while (argv[argc])
+		argc++;
+	/* Over nginx, each process shows its own client certificate (argv has
+	 * room for six more). */
+	if (d->a.https) {
+		demo_https_files(&d->https, log_name, cert, key, ca);
+		argv[argc++] = "--ca";
+		argv[argc++] = ca;
+		argv[argc++] = "--cert";
+		argv[argc++] = cert;
+		argv[argc++] = "--key";
+		argv[argc++] = key;
+		argv[argc] = NULL;
+	}
 
 	snprintf(log, sizeof(log), "%s/logs/%s.log", d->out, log_name);
 	posix_spawn_file_actions_init(&fa);
@@ -383,7 +423,7 @@ static pid_t spawn(const struct demo *d, const char *log_name, char *const *argv
 
 static int start(struct demo *d)
 {
-	char *coord[] = { "fednode", "coordinator", "--store", d->store_url, "--identity",
+	char *coord[24] = { "fednode", "coordinator", "--store", d->store_url, "--identity",
 		d->coord_identity, "--trust", d->coord_trust, "--id", (char *)d->fed_id, "--state",
 		d->state_dir, "--manifest", d->manifest, "--poll-ms", "50", "--out", d->final_model,
 		NULL };
@@ -393,7 +433,7 @@ static int start(struct demo *d)
 	for (unsigned int i = 0; i < d->a.sites; i++) {
 		struct demo_site_state *s = &d->site[i];
 		char work[PATH_SIZE];
-		char *node[] = { "fednode", "node", "--store", d->store_url, "--identity",
+		char *node[28] = { "fednode", "node", "--store", d->store_url, "--identity",
 			s->identity, "--trust", s->trust, "--id", (char *)d->fed_id, "--registry",
 			s->registry, "--cohort", DEMO_COHORT_TRAIN, "--eval-cohort", DEMO_COHORT_TEST,
 			"--work", work, "--poll-ms", "50", NULL };
@@ -677,6 +717,28 @@ static int report(const struct demo *d, const struct outcome *o)
 	return CLI_OK;
 }
 
+/* nginx on 127.0.0.1 with a certificate per node; the store URL points there. */
+static int start_https(struct demo *d)
+{
+	const char *nodes[MAX_DEMO_SITES + 1] = { "coordinator" };
+	char dir[PATH_SIZE];
+
+	for (unsigned int i = 0; i < d->a.sites; i++)
+		nodes[i + 1] = d->site[i].name;
+	snprintf(dir, sizeof(dir), "%s/https", d->out);
+	if (strlen(dir) >= sizeof(d->https.dir))
+		return fail("--out: the path is too long for --https");
+	if (realpath(d->out, dir) == NULL || strlen(dir) + 7 >= sizeof(d->https.dir))
+		return fail("cannot resolve the output folder");
+	strcat(dir, "/https");
+	if (demo_https_start(&d->https, dir, nodes, d->a.sites + 1) != 0)
+		return CLI_FAILED;
+	snprintf(d->store_url, sizeof(d->store_url), "%s", d->https.url);
+	snprintf(d->store_dir, sizeof(d->store_dir), "%s/www/store", dir);
+	printf("Store: nginx on %s (TLS 1.3, a client certificate per node)\n", d->store_url);
+	return CLI_OK;
+}
+
 int cmd_demo(int argc, char **argv)
 {
 	struct demo d;
@@ -688,12 +750,6 @@ int cmd_demo(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	if ((rc = parse_args(&d.a, argc, argv)) != CLI_OK)
 		return rc;
-	if (d.a.https) {
-		fprintf(stderr, "fednode demo: --https is not available in this build: the demo "
-			"runs over the directory transport (see doc/transport-nginx.md to run a store "
-			"on nginx)\n");
-		return CLI_USAGE;
-	}
 	d.fed_id = "demo-lung-nodules";
 	d.t0 = now_s();
 	if ((rc = layout(&d)) != CLI_OK)
@@ -704,18 +760,25 @@ int cmd_demo(int argc, char **argv)
 	for (unsigned int i = 0; i < d.a.sites; i++)
 		if ((rc = populate(&d, &d.site[i])) != CLI_OK)
 			return rc;
-	printf("Keys, trust and the federation:\n");
-	if ((rc = keys(&d)) != CLI_OK || (rc = federation(&d)) != CLI_OK)
+	if (d.a.https && (rc = start_https(&d)) != CLI_OK)
 		return rc;
+	printf("Keys, trust and the federation:\n");
+	if ((rc = keys(&d)) != CLI_OK || (rc = federation(&d)) != CLI_OK) {
+		demo_https_stop(&d.https);
+		return rc;
+	}
 	printf("Training: 1 coordinator and %u site processes over %s\n", d.a.sites,
 		d.store_url);
 	fflush(stdout);
 	if ((rc = start(&d)) != CLI_OK) {
 		stop_all(&d);
 		wait_all(&d);
+		demo_https_stop(&d.https);
 		return rc;
 	}
-	if ((rc = wait_all(&d)) != CLI_OK || (rc = evaluate(&d, &o)) != CLI_OK ||
+	rc = wait_all(&d);
+	demo_https_stop(&d.https);
+	if (rc != CLI_OK || (rc = evaluate(&d, &o)) != CLI_OK ||
 			(rc = report(&d, &o)) != CLI_OK)
 		return rc;
 	for (unsigned int i = 0; i < d.a.sites; i++)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -202,8 +203,13 @@ int fdn_fedavg__get_opened_buffer(fdn_transport *t, const char *key, fdn_buf *ou
 	}
 	if (rc == 0)
 		rc = fdn_envelope_open_buffer(NULL, out, env.ptr, env.size, me, trust, &oo);
+	/* Many servers (nginx among them) derive the entity tag from the
+	 * modification time in whole seconds, so two versions written within
+	 * one second share a tag: keep it for the next conditional GET only
+	 * once the object is older than that (with a second for clock skew). */
 	if (rc == 0 && etag)
-		snprintf(etag, FDN_ETAG_MAX + 1, "%s", info.etag);
+		snprintf(etag, FDN_ETAG_MAX + 1, "%s",
+			info.mtime > 0 && info.mtime + 2 <= (int64_t)time(NULL) ? info.etag : "");
 	fdn_buf_dispose(&env);
 	return rc;
 }

@@ -190,3 +190,25 @@ def test_numpy_sites(demo, tmp_path):
     last = results(tmp_path, "numpy")[-1]
     accuracies = [a["metrics"]["eval"]["accuracy"] for a in last["aggregated"]]
     assert len(accuracies) == 3 and min(accuracies) > 0.7, accuracies
+
+
+@pytest.mark.skipif(not any(os.access(p, os.X_OK) for p in ("/usr/sbin/nginx", "/usr/bin/nginx")),
+                    reason="nginx is not installed")
+def test_demo_over_https(tmp_path):
+    """The demo through a real nginx on 127.0.0.1: TLS 1.3, a client
+    certificate per node, per-site write paths.  nginx's entity tags have
+    one-second resolution: rounds closing within a second must still be
+    seen."""
+    out = tmp_path / "out"
+    r = run("demo", "--https", "--patients", "40", "--rounds", "6", "--out", str(out),
+            timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Store: nginx on https://127.0.0.1:" in r.stdout
+    assert r.stdout.count(" round ") == 6
+    access = (out / "https" / "nginx-access.log").read_text()
+    assert " PUT /store/demo-lung-nodules/rounds/1/update-site-a.fdne " in access
+    # nginx was stopped with the demo.
+    pid = int((out / "https" / "nginx.pid").read_text()) if (out / "https" / "nginx.pid").exists() else 0
+    if pid:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
