@@ -206,7 +206,7 @@ def test_demo_over_https(tmp_path):
     assert "Store: nginx on https://127.0.0.1:" in r.stdout
     assert r.stdout.count(" round ") == 6
     access = (out / "https" / "nginx-access.log").read_text()
-    assert " PUT /store/demo-lung-nodules/rounds/1/update-site-a.fdne " in access
+    assert '"PUT /store/demo-lung-nodules/rounds/1/update-site-a.fdne HTTP' in access
     # nginx was stopped with the demo.
     pid = int((out / "https" / "nginx.pid").read_text()) if (out / "https" / "nginx.pid").exists() else 0
     if pid:
