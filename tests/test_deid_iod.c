@@ -326,7 +326,10 @@ static int is_known(const char *file, const char *m)
 static int write_to(const fdn_dataset *ds, char *path, size_t size, const char *file,
 	const char *what)
 {
-	snprintf(path, size, "%s/%s.%s.dcm", tmpdir, file, what);
+	int n = snprintf(path, size, "%s/%s.%s.dcm", tmpdir, file, what);
+
+	if (n < 0 || (size_t)n >= size)
+		return FDN_EINVALID; /* the path would be cut */
 	return fdn_dataset_write_file(ds, path, FDN_WRITE_DEFAULT);
 }
 

@@ -253,7 +253,7 @@ static void identity_from_seeds(fdn_identity *id, const unsigned char *seeds)
 
 int fdn_identity_generate(fdn_identity **out, const char *node_id)
 {
-	fdn_identity *id;
+	fdn_identity *id = NULL;
 	int rc;
 
 	FDN__CHECK_ARG(out, "out");
@@ -577,7 +577,7 @@ static int parse_file(fdn_identity **out, unsigned char *file, size_t len,
 {
 	unsigned char *seeds = file + KF_MAX;
 	char node_id[FDN_NODE_ID_MAX + 1];
-	fdn_identity *id;
+	fdn_identity *id = NULL;
 	size_t n, o;
 	int kind, rc;
 

@@ -322,8 +322,8 @@ fail:
 static int publish_latest(fdn_coordinator *c)
 {
 	char key[FDN_TRANSPORT_KEY_MAX + 1];
-	const char **to;
-	size_t n;
+	const char **to = NULL;
+	size_t n = 0;
 	char *text;
 	json_t *o;
 	int rc;
@@ -351,8 +351,8 @@ static int publish_round(fdn_coordinator *c)
 	fdn_object_info info = FDN_OBJECT_INFO_INIT;
 	char key[FDN_TRANSPORT_KEY_MAX + 1];
 	char *path = NULL;
-	const char **to;
-	size_t n;
+	const char **to = NULL;
+	size_t n = 0;
 	int rc;
 
 	fdn_fedavg__key_manifest(key, c->fed->id);
@@ -381,8 +381,8 @@ static int publish_result(fdn_coordinator *c, json_t *result, uint64_t round)
 {
 	char key[FDN_TRANSPORT_KEY_MAX + 1];
 	char *text = json_dumps(result, JSON_SORT_KEYS | JSON_COMPACT);
-	const char **to;
-	size_t n;
+	const char **to = NULL;
+	size_t n = 0;
 	int rc;
 
 	if (!text)

@@ -509,8 +509,8 @@ int fdn_federation_publish(fdn_transport *t, const fdn_federation *fed,
 	const fdn_identity *coordinator, const fdn_trust *trust)
 {
 	char key[FDN_TRANSPORT_KEY_MAX + 1];
-	const char **to;
-	size_t n;
+	const char **to = NULL;
+	size_t n = 0;
 	int rc;
 
 	FDN__CHECK_ARG(t && fed && coordinator && trust, "t, fed, coordinator, trust");
