@@ -207,7 +207,10 @@ static bool generated(const verify_ctx *v, const needle *n)
 		"Profile Retain Safe Private UIDs Device Identity Institution Patient "
 		"Characteristics Longitudinal Temporal Information Full Modified Dates Clean "
 		"Descriptors Structured Content Graphics Option Site rules Host text cleaning "
-		"PS3.15 2026c DCM";
+		"PS3.15 2026c DCM "
+		/* the method codes (PS3.16 CID 7050) a time such as 11:31:00 matches */
+		"113100 113101 113102 113103 113104 113105 113106 113107 113108 113109 "
+		"113110 113111";
 	const char *s = v->values.ptr + n->off;
 
 	if (memmem(fixed, sizeof(fixed) - 1, s, n->len))
@@ -225,6 +228,19 @@ static bool inside_new_uid(const char *hay, size_t at)
 	return strncmp(hay + i, "2.25.", 5) == 0;
 }
 
+/* A hit among the 26 base32 characters of a "FDN-..." pseudonym is the
+ * keyed pseudonym's, not the original's (a 4-letter surname turns up in
+ * about one pseudonym in 500). */
+static bool inside_pseudonym(const char *hay, size_t at)
+{
+	size_t i = at;
+
+	while (i > 0 && at - i < 26 && ((hay[i - 1] >= 'A' && hay[i - 1] <= 'Z') ||
+			(hay[i - 1] >= '2' && hay[i - 1] <= '7')))
+		i--;
+	return i >= 4 && memcmp(hay + i - 4, "FDN-", 4) == 0;
+}
+
 static int search(verify_ctx *v, fdn_deid_report *r, const char *hay, size_t size,
 	const char *where, size_t *leaks)
 {
@@ -238,7 +254,7 @@ static int search(verify_ctx *v, fdn_deid_report *r, const char *hay, size_t siz
 			continue;
 		while ((hit = memmem(hit, left, s, n->len)) != NULL) {
 			size_t at = (size_t)(hit - hay);
-			if (!inside_new_uid(hay, at)) {
+			if (!inside_new_uid(hay, at) && !inside_pseudonym(hay, at)) {
 				rc = fdn_deid__report_leak(r, "%s: %zu-byte value found %s%zu",
 					v->paths.ptr + n->path_off, n->len, where, at);
 				if (rc != 0)
