@@ -30,7 +30,7 @@ typedef struct toy_trainer {
 	float bias;
 	uint64_t examples;
 	int calls;
-	bool poison;      /* return a NaN */
+	bool poison;      /* fail with a reason */
 } toy_trainer;
 
 static int toy_train(void *payload, const fdn_model *global, fdn_registry *reg,
@@ -47,13 +47,13 @@ static int toy_train(void *payload, const fdn_model *global, fdn_registry *reg,
 	(void)reg;
 	(void)cohort;
 	t->calls++;
+	if (t->poison) /* a trainer that fails and says why */
+		return fdn_buf_set(metrics, "no GPU left", 11) ? FDN_ERROR : FDN_EUSER;
 	if ((rc = fdn_model_tensor(&g, global, 0)) < 0)
 		return rc;
 	memcpy(w, g.data, sizeof(w));
 	for (int i = 0; i < N_PARAMS; i++)
 		w[i] += t->bias * (float)cfg->round;
-	if (t->poison)
-		w[2] = NAN;
 	if ((rc = fdn_model_new(out)) < 0 ||
 			(rc = fdn_model_add_tensor(*out, "w", FDN_DTYPE_F32, 1, shape, w, sizeof(w))) < 0)
 		return rc;
@@ -497,6 +497,32 @@ static void test_client_resume(void **state)
 	world_free(&w);
 }
 
+static void test_trainer_failure(void **state)
+{
+	world w;
+	fdn_coordinator *coord;
+	fdn_client *c;
+	int s;
+
+	(void)state;
+	world_init(&w, 1, 1, 0, 0, FDN_STRATEGY_FEDAVG);
+	approve_all(&w);
+	coord = coordinator_for(&w);
+	OK(fdn_coordinator_step(coord, &s));
+	w.trainer[0].poison = true;
+	c = client_for(&w, 0);
+	assert_int_equal(fdn_client_step(c, &s), FDN_EUSER);
+	assert_non_null(strstr(fdn_error_last()->message, "no GPU left"));
+	assert_int_equal(fdn_client_round(c), 0);
+	/* Nothing was sent, nothing recorded: fixed, the site does the round. */
+	w.trainer[0].poison = false;
+	OK(fdn_client_step(c, &s));
+	assert_int_equal(s, FDN_CLIENT_SENT);
+	fdn_client_free(c);
+	fdn_coordinator_free(coord);
+	world_free(&w);
+}
+
 static void test_manifest(void **state)
 {
 	world w;
@@ -528,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_manifest),
 		cmocka_unit_test(test_three_rounds),
 		cmocka_unit_test(test_not_approved),
+		cmocka_unit_test(test_trainer_failure),
 		cmocka_unit_test(test_client_resume),
 		cmocka_unit_test(test_dropout_and_late),
 		cmocka_unit_test(test_malicious_updates),

@@ -755,8 +755,11 @@ static int iface_train(void *payload, const fdn_model *global, fdn_registry *reg
 
 	if (!n_examples)
 		return demo__fail(FDN_EINVALID, "demo trainer: NULL argument");
-	if ((rc = demo_train(out, &m, payload, global, &registry, 1, cohort, config)) != 0)
+	if ((rc = demo_train(out, &m, payload, global, &registry, 1, cohort, config)) != 0) {
+		/* The client's error message carries this (fedavg.h). */
+		fdn_buf_set(metrics, demo_error_message(), strlen(demo_error_message()));
 		return rc;
+	}
 	*n_examples = m.n;
 	if ((rc = put_metrics(metrics, &m)) != 0) {
 		fdn_model_free(*out);
@@ -777,8 +780,10 @@ static int iface_evaluate(void *payload, const fdn_model *model, fdn_registry *r
 		return demo__fail(FDN_EINVALID, "demo trainer: NULL argument");
 	if (((demo_trainer *)payload)->eval_cohort[0])
 		cohort = ((demo_trainer *)payload)->eval_cohort;
-	if ((rc = demo_evaluate(&m, payload, model, &registry, 1, cohort)) != 0)
+	if ((rc = demo_evaluate(&m, payload, model, &registry, 1, cohort)) != 0) {
+		fdn_buf_set(metrics, demo_error_message(), strlen(demo_error_message()));
 		return rc;
+	}
 	*n_examples = m.n;
 	return put_metrics(metrics, &m);
 }

@@ -516,8 +516,6 @@ int cmd_node(int argc, char **argv)
 	rc = fdn_client_run(client);
 	cli_sigint_release(&old);
 	if (rc != 0) {
-		if (demo && rc != FDN_ECANCELLED && *demo_error_message())
-			fprintf(stderr, "fednode node: %s\n", demo_error_message());
 		rc = rc == FDN_ECANCELLED ? 130 : cli_fail("the node stopped", rc);
 		goto out;
 	}

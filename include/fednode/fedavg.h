@@ -224,7 +224,9 @@ typedef struct fdn_trainer {
 	 * Sets @p *out to a new model with the same tensors as @p global
 	 * (the library frees it), @p *n_examples to the number of examples
 	 * used (> 0), and may write a JSON object of metrics (numbers) to
-	 * @p metrics (e.g. {"loss": 0.41, "accuracy": 0.87}).
+	 * @p metrics (e.g. {"loss": 0.41, "accuracy": 0.87}).  On failure it
+	 * returns non-zero and may write a one-line explanation to @p metrics
+	 * instead, which the client's error message then carries.
 	 */
 	int (*train)(void *payload, const fdn_model *global, fdn_registry *registry,
 		const char *cohort, const fdn_train_config *config, fdn_model **out,

@@ -434,6 +434,17 @@ static int label_update(fdn_model *u, uint64_t examples, json_t *metrics, uint64
 	return rc;
 }
 
+/* A trainer that fails may explain why in its metrics buffer (one line of
+ * text): the error message then carries it. */
+static int trainer_failed(int rc, const char *method, const fdn_buf *why)
+{
+	if (why->ptr && why->size > 0 && why->size < 1024 && !memchr(why->ptr, '\n', why->size))
+		return fdn__error_set(rc, FDN_ERRCLASS_CALLBACK, "the trainer's %s failed (%d): %s",
+			method, rc, why->ptr);
+	return fdn__error_callback(rc, method[0] == 't' ? "the trainer's train" :
+		"the trainer's evaluate");
+}
+
 static int train_round(fdn_client *c, uint64_t round, fdn_model **update, uint64_t *examples,
 	json_t *metrics, double *norm)
 {
@@ -450,8 +461,11 @@ static int train_round(fdn_client *c, uint64_t round, fdn_model **update, uint64
 	if (c->trainer.evaluate) {
 		rc = c->trainer.evaluate(c->trainer_payload, c->global, c->reg, c->cohort, &cfg,
 			&eval_n, &text);
-		if (rc != 0)
-			return fdn__error_callback(rc, "the trainer's evaluate");
+		if (rc != 0) {
+			rc = trainer_failed(rc, "evaluate", &text);
+			fdn_buf_dispose(&text);
+			return rc;
+		}
 		if ((rc = metrics_object(&m, &text, "evaluation")) < 0)
 			goto out;
 		json_object_set_new(metrics, "eval", m);
@@ -461,7 +475,7 @@ static int train_round(fdn_client *c, uint64_t round, fdn_model **update, uint64
 		examples, &text);
 	if (rc != 0) {
 		fdn_model_free(trained);
-		rc = fdn__error_callback(rc, "the trainer's train");
+		rc = trainer_failed(rc, "train", &text);
 		goto out;
 	}
 	if (!trained || *examples == 0) {
