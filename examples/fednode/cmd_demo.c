@@ -166,10 +166,14 @@ static int layout(struct demo *d)
 	snprintf(d->coord_trust, sizeof(d->coord_trust), "%s/coordinator/trust.json", d->out);
 	snprintf(d->final_model, sizeof(d->final_model), "%s/final-model.safetensors", d->out);
 	snprintf(d->manifest, sizeof(d->manifest), "%s/coordinator/manifest.json", d->out);
-	if ((rc = make_dir(d->store_dir)) || (rc = make_dir(d->logs)) ||
-			(rc = make_dir(d->coord_dir)) || (rc = make_dir(d->state_dir)))
+	if ((rc = make_dir(d->logs)) || (rc = make_dir(d->coord_dir)) ||
+			(rc = make_dir(d->state_dir)))
 		return rc;
-	{
+	if (d->a.https)
+		; /* the store is nginx's: start_https() */
+	else if ((rc = make_dir(d->store_dir)) != CLI_OK)
+		return rc;
+	else {
 		char abs[PATH_SIZE];
 
 		if (!realpath(d->store_dir, abs))
@@ -641,6 +645,12 @@ static void write_svg(const struct demo *d, json_t *results, FILE *f)
 	fprintf(f, "</svg>\n");
 }
 
+/* Where the store's objects are, relative to the output folder. */
+static const char *store_rel(const struct demo *d)
+{
+	return d->a.https ? "https/www/store/" : "store/";
+}
+
 static int report(const struct demo *d, const struct outcome *o)
 {
 	char path[PATH_SIZE + 32];
@@ -687,8 +697,8 @@ static int report(const struct demo *d, const struct outcome *o)
 	for (unsigned int i = 0; i < d->a.sites; i++)
 		fprintf(f, " %.3f |", o->central_site[i].accuracy);
 	fprintf(f, "\n\nFederated minus centralised: %+.1f points.  No image left its site: "
-		"only sealed model parameters went through `store/`.\n\n## Rounds\n\n| round |",
-		100.0 * (o->fed_test.accuracy - o->central_test.accuracy));
+		"only sealed model parameters went through `%s`.\n\n## Rounds\n\n| round |",
+		100.0 * (o->fed_test.accuracy - o->central_test.accuracy), store_rel(d));
 	for (unsigned int i = 0; i < d->a.sites; i++)
 		fprintf(f, " %s accuracy | %s loss |", d->site[i].name, d->site[i].name);
 	fprintf(f, "\n|---|");
@@ -706,12 +716,13 @@ static int report(const struct demo *d, const struct outcome *o)
 	}
 	fprintf(f, "\nAccuracy: of the round's global model on the site's test patients, before "
 		"training; loss: the site's training loss in the round.\n\n## Where things are\n\n"
-		"- `store/`: the federation store (sealed envelopes only)\n"
+		"- `%s`: the federation store (sealed envelopes only)%s\n"
 		"- `coordinator/state/`: the coordinator's checkpoint and round results\n"
 		"- `site-*/registry/`: each site's registry (de-identified images, labels, "
 		"cohorts, audit log: `fednode registry DIR audit`)\n"
 		"- `final-model.safetensors`, `central-model.safetensors`\n"
-		"- `logs/`: the output of each process\n");
+		"- `logs/`: the output of each process\n", store_rel(d),
+		d->a.https ? "; `https/`: nginx's configuration, logs and the test CA" : "");
 	fclose(f);
 	json_decref(results);
 	return CLI_OK;
@@ -789,6 +800,7 @@ int cmd_demo(int argc, char **argv)
 		o.central_seconds, 100.0 * (o.fed_test.accuracy - o.central_test.accuracy));
 	printf("Audit chains intact: %u of %u registries\n", intact, d.a.sites);
 	printf("Done in %.1f s.  Outputs in %s/: report.md, report.svg, "
-		"final-model.safetensors, store/, site-*/registry/, logs/\n", now_s() - d.t0, d.out);
+		"final-model.safetensors, %s, site-*/registry/, logs/\n", now_s() - d.t0, d.out,
+		store_rel(&d));
 	return intact == d.a.sites ? CLI_OK : CLI_FAILED;
 }

@@ -17,7 +17,7 @@
 static const struct cli_command commands[] = {
 	{ "demo", "run a whole federation of synthetic hospitals on this machine",
 	  "usage: fednode demo [--sites N] [--patients P] [--rounds R] [--epochs E]\n"
-	  "                    [--lr X] [--strategy NAME] [--seed S] [--out DIR]\n\n"
+	  "                    [--lr X] [--strategy NAME] [--seed S] [--out DIR] [--https]\n\n"
 	  "Generates N (default 3) hospitals' synthetic CT studies with realistic\n"
 	  "patient data and a labelled finding (a lung nodule, present or not; the\n"
 	  "sites differ in scanner, noise and prevalence), imports each through\n"
@@ -28,6 +28,10 @@ static const struct cli_command commands[] = {
 	  "for comparison, writes report.md and report.svg, and verifies every\n"
 	  "registry's audit chain.  Everything goes into DIR (default\n"
 	  "./fednode-demo-DATE-TIME); nothing outside it is touched.\n\n"
+	  "With --https the store is nginx on 127.0.0.1 instead of a folder: the\n"
+	  "demo makes a CA and a client certificate per node (TLS 1.3, certificates\n"
+	  "required, each site may write only its own updates) and stops nginx at\n"
+	  "the end; it needs nginx (nginx-light) and openssl.\n\n"
 	  "Defaults: 150 patients per site, 1 local epoch, learning rate 0.5,\n"
 	  "strategy fedavg, seed 42.\n\n"
 	  "Exit status: 0 success, 1 failure (the logs are in DIR/logs), 2 bad usage.\n",
