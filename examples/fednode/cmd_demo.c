@@ -60,6 +60,7 @@ struct demo {
 	char out[PATH_SIZE / 2], store_dir[PATH_SIZE], store_url[PATH_SIZE + 8];
 	char coord_dir[PATH_SIZE], coord_identity[PATH_SIZE], coord_trust[PATH_SIZE];
 	char state_dir[PATH_SIZE], final_model[PATH_SIZE], logs[PATH_SIZE], manifest[PATH_SIZE];
+	char initial[PATH_SIZE];
 	struct demo_site_state site[MAX_DEMO_SITES];
 	pid_t coord_pid;
 	demo_https https;    /* with --https: the nginx store */
@@ -117,7 +118,7 @@ static int parse_args(struct demo_args *a, int argc, char **argv)
 	if (rc != CLI_OK)
 		return rc;
 	a->sites = sites ? (unsigned int)atoi(sites) : 3;
-	a->patients = patients ? (unsigned int)atoi(patients) : 150;
+	a->patients = patients ? (unsigned int)atoi(patients) : 400;
 	a->rounds = rounds ? (unsigned int)atoi(rounds) : 25;
 	a->epochs = epochs ? (unsigned int)atoi(epochs) : 1;
 	a->lr = lr ? atof(lr) : 0.5;
@@ -166,6 +167,8 @@ static int layout(struct demo *d)
 	snprintf(d->coord_trust, sizeof(d->coord_trust), "%s/coordinator/trust.json", d->out);
 	snprintf(d->final_model, sizeof(d->final_model), "%s/final-model.safetensors", d->out);
 	snprintf(d->manifest, sizeof(d->manifest), "%s/coordinator/manifest.json", d->out);
+	snprintf(d->initial, sizeof(d->initial), "%s/coordinator/initial-model.safetensors",
+		d->out);
 	if ((rc = make_dir(d->logs)) || (rc = make_dir(d->coord_dir)) ||
 			(rc = make_dir(d->state_dir)))
 		return rc;
@@ -375,6 +378,15 @@ static int federation(struct demo *d)
 			rc = fail("cannot write the manifest");
 		fdn_buf_dispose(&json);
 	}
+	if (rc == 0) {
+		/* The same start as the centralised baseline (demo_train_central). */
+		fdn_model *init = NULL;
+
+		if ((rc = demo_model_init(&init, d->a.seed)) != 0 ||
+				(rc = fdn_model_write_file(init, d->initial)) != 0)
+			rc = fail("cannot write the initial model");
+		fdn_model_free(init);
+	}
 	if (rc == 0)
 		printf("  federation %s: %u rounds of %s, manifest %.16s..., approved by %u sites\n",
 			d->fed_id, d->a.rounds, d->a.strategy ? d->a.strategy : "fedavg",
@@ -429,8 +441,8 @@ static int start(struct demo *d)
 {
 	char *coord[24] = { "fednode", "coordinator", "--store", d->store_url, "--identity",
 		d->coord_identity, "--trust", d->coord_trust, "--id", (char *)d->fed_id, "--state",
-		d->state_dir, "--manifest", d->manifest, "--poll-ms", "50", "--out", d->final_model,
-		NULL };
+		d->state_dir, "--manifest", d->manifest, "--initial", d->initial, "--poll-ms", "50",
+		"--out", d->final_model, NULL };
 
 	if ((d->coord_pid = spawn(d, "coordinator", coord)) < 0)
 		return CLI_FAILED;

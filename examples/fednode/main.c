@@ -32,8 +32,8 @@ static const struct cli_command commands[] = {
 	  "demo makes a CA and a client certificate per node (TLS 1.3, certificates\n"
 	  "required, each site may write only its own updates) and stops nginx at\n"
 	  "the end; it needs nginx (nginx-light) and openssl.\n\n"
-	  "Defaults: 150 patients per site, 1 local epoch, learning rate 0.5,\n"
-	  "strategy fedavg, seed 42.\n\n"
+	  "Defaults: 400 patients per site (120 held out for testing), 1 local\n"
+	  "epoch, learning rate 0.5, strategy fedavg, seed 42.\n\n"
 	  "Exit status: 0 success, 1 failure (the logs are in DIR/logs), 2 bad usage.\n",
 	  cmd_demo },
 	{ "version", "print the tool and library versions",

@@ -26,7 +26,7 @@ def run(*args, timeout=120):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """The default demo (3 sites x 150 patients, 25 rounds), run once."""
+    """The default demo (3 sites x 400 patients, 25 rounds), run once."""
     out = tmp_path_factory.mktemp("demo") / "out"
     started = time.monotonic()
     r = run("demo", "--out", str(out), timeout=300)
