@@ -88,6 +88,9 @@ int fdn__cancel_check(const fdn_cancel *token);
 /* --- files ------------------------------------------------------------ */
 /* Writes all of @p data (retrying short writes and EINTR). */
 int fdn__write_all(int fd, const void *data, size_t len, const char *what);
+/* Where temporary files go: @p dir when given and not empty, else
+ * $TMPDIR when set and not empty, else /tmp. */
+const char *fdn__temp_dir(const char *dir);
 /* A file descriptor as the payload of fdn_read_cb/fdn_write_cb streams:
  * @c what names it in error messages ("the envelope", "'/path'"). */
 typedef struct fdn__fd_stream {

@@ -8,6 +8,7 @@
  * Copyright the libfednode authors. SPDX-License-Identifier: Apache-2.0
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <sodium.h>
@@ -170,4 +171,11 @@ int fdn__fd_write(const void *data, size_t len, void *payload)
 	const fdn__fd_stream *out = payload;
 
 	return fdn__write_all(out->fd, data, len, out->what);
+}
+
+const char *fdn__temp_dir(const char *dir)
+{
+	if (!dir || !*dir)
+		dir = getenv("TMPDIR");
+	return dir && *dir ? dir : "/tmp";
 }

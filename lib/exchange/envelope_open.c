@@ -185,10 +185,7 @@ static int make_temp(int *out, const char *dir)
 	char path[4096];
 	int fd;
 
-	if (!dir || !*dir)
-		dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
+	dir = fdn__temp_dir(dir);
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		if (snprintf(path, sizeof(path), "%s/.fednode-open-XXXXXX", dir) >= (int)sizeof(path))

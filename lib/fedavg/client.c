@@ -422,14 +422,14 @@ static int label_update(fdn_model *u, uint64_t examples, json_t *metrics, uint64
 	if (!text)
 		return fdn__error_oom();
 	snprintf(num, sizeof(num), "%" PRIu64, examples);
-	rc = fdn_model_set_metadata(u, "fednode.examples", num);
+	rc = fdn_model_set_metadata(u, FDN_FEDAVG__META_EXAMPLES, num);
 	if (rc == 0)
-		rc = fdn_model_set_metadata(u, "fednode.metrics", text);
+		rc = fdn_model_set_metadata(u, FDN_FEDAVG__META_METRICS, text);
 	snprintf(num, sizeof(num), "%" PRIu64, round);
 	if (rc == 0)
-		rc = fdn_model_set_metadata(u, "fednode.round", num);
+		rc = fdn_model_set_metadata(u, FDN_FEDAVG__META_ROUND, num);
 	if (rc == 0)
-		rc = fdn_model_set_metadata(u, "fednode.site", site);
+		rc = fdn_model_set_metadata(u, FDN_FEDAVG__META_SITE, site);
 	free(text);
 	return rc;
 }

@@ -418,12 +418,12 @@ static int update_labels(const fdn_model *m, double *examples, json_t **metrics)
 	char *end = NULL;
 	double v;
 
-	if (fdn_model_get_metadata(&n, m, "fednode.examples") < 0 || !n ||
+	if (fdn_model_get_metadata(&n, m, FDN_FEDAVG__META_EXAMPLES) < 0 || !n ||
 			(v = strtod(n, &end), *end) || !(v >= 1) || v > 9007199254740992.0)
 		return fdn__error_set(FDN_EINVALID, FDN_ERRCLASS_FEDAVG,
 			"the update does not say how many examples it comes from");
 	*examples = v;
-	if (fdn_model_get_metadata(&text, m, "fednode.metrics") == 0 && text)
+	if (fdn_model_get_metadata(&text, m, FDN_FEDAVG__META_METRICS) == 0 && text)
 		*metrics = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(*metrics)) {
 		json_decref(*metrics);

@@ -35,6 +35,12 @@ struct fdn_federation {
 	char digest[65];        /* SHA-256 hex of json */
 };
 
+/* Metadata a client puts in its update and the coordinator reads. */
+#define FDN_FEDAVG__META_EXAMPLES "fednode.examples" /* decimal count */
+#define FDN_FEDAVG__META_METRICS "fednode.metrics"   /* {"eval": {..}, "train": {..}} */
+#define FDN_FEDAVG__META_ROUND "fednode.round"
+#define FDN_FEDAVG__META_SITE "fednode.site"
+
 /* Store keys ("<id>/..."), written into out (FDN_TRANSPORT_KEY_MAX + 1). */
 void fdn_fedavg__key_manifest(char *out, const char *fed);
 void fdn_fedavg__key_latest(char *out, const char *fed);

@@ -47,13 +47,11 @@ void fdn_fedavg__key_result(char *out, const char *fed, uint64_t round)
 
 int fdn_fedavg__temp_path(char **out, const char *dir, const char *what)
 {
-	const char *d = dir ? dir : getenv("TMPDIR");
+	const char *d = fdn__temp_dir(dir);
 	char *path;
 	size_t len;
 	int fd;
 
-	if (!d || !*d)
-		d = "/tmp";
 	len = strlen(d) + strlen(what) + 16;
 	if (!(path = fdn__malloc(len)))
 		return fdn__error_oom();
